@@ -35,7 +35,7 @@ xreallocarray(void *ptr, size_t nmemb, size_t size)
 
 	if (size != 0 && nmemb > SIZE_MAX / size)
 		fatalx("allocation overflow (%zu x %zu)", nmemb, size);
-	p = realloc(ptr, nmemb * size ? nmemb * size : 1);
+	p = realloc(ptr, nmemb * size != 0 ? nmemb * size : 1);
 	if (p == NULL)
 		fatalx("out of memory (%zu x %zu bytes)", nmemb, size);
 	return p;

@@ -41,7 +41,7 @@ log_level_parse(const char *name, enum log_level *out)
 	return -1;
 }
 
-static void
+static void __attribute__((format(printf, 2, 0)))
 log_vwrite(enum log_level lvl, const char *fmt, va_list ap, const char *suffix)
 {
 	static const char *tag[] = { "error", "warn", "info", "debug" };

@@ -1,0 +1,104 @@
+/* mockidp.h: the state of the mock server, shared by its files (one process, one loop). */
+#ifndef MOCKIDP_H
+#define MOCKIDP_H
+
+#include <stddef.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+
+#include "jws.h"
+
+#define MOCK_DEFAULT_PORT	8080
+#define MOCK_DEFAULT_TTL	3600
+#define MOCK_MAX_BODY		(1024 * 1024)	/* bytes; larger bodies get 413 */
+#define MOCK_MAX_HEADERS	(64 * 1024)
+#define MOCK_MAX_PENDING	100000		/* remembered codes (nonce, PKCE) */
+
+/* One signing key. jwk holds every member, private ones included (for --save-jwk). */
+struct mock_key {
+	EVP_PKEY	*pkey;
+	enum jws_alg	 alg;
+	char		*alg_name;	/* as given ("EdDSA" or its alias "Ed25519") */
+	char		*kid;
+	json_t		*jwk;
+};
+
+struct mock_keys {
+	struct mock_key	**v;		/* v[0] signs next; round robin moves it last */
+	size_t		  n;
+};
+
+/* What tests change at run time through /_mockidp/ or --config. */
+struct mock_custom {
+	json_t		*at_claims;	/* object merged into access tokens, or NULL */
+	json_t		*id_claims;	/* object merged into id tokens, or NULL */
+	int		 claims_once;	/* drop both after the next token response */
+	json_t		*userinfo;	/* /userinfo body, or NULL for {"sub":"johndoe"} */
+	json_t		*failures;	/* route -> {"status", "body", "count"} */
+};
+
+struct mock {
+	struct event_base	*base;
+	struct evhttp		*http;
+	SSL_CTX			*ssl;
+	char			*issuer;
+	long long		 ttl;
+	struct mock_keys	 keys;
+	json_t			*pending;	/* code -> {"nonce", "challenge", "method"} */
+	struct mock_custom	 custom;
+	/* What reset returns to: the start-up issuer, ttl and --config settings. */
+	char			*start_issuer;
+	long long		 start_ttl;
+	json_t			*start_config;
+	int			 quiet;
+};
+
+/* keys.c */
+/* Load a key from a JWK file; on error returns NULL and writes a one-line reason
+ * to err. The caller owns the result (mock_key_free). */
+struct mock_key	*mock_key_load(const char *path, char *err, size_t errlen);
+/* Generate a key for alg with an 80-hex-character kid. */
+struct mock_key	*mock_key_generate(enum jws_alg alg, char *err, size_t errlen);
+void		 mock_key_free(struct mock_key *);
+/* Append k; a key with the same kid replaces the earlier one (in its place). */
+void		 mock_keys_add(struct mock_keys *, struct mock_key *k);
+/* The key that signs next, moved to the end of the list (round robin). */
+struct mock_key	*mock_keys_next(struct mock_keys *);
+/* {"keys": [public JWKs in list order]} as a new object. */
+json_t		*mock_keys_jwks(const struct mock_keys *);
+void		 mock_keys_clear(struct mock_keys *);
+/* Sign header (typ, kid, alg filled in here) and payload with the next key.
+ * Returns a new compact JWS (caller frees) or NULL with *errstr. */
+char		*mock_sign(struct mock_keys *, const char *typ, json_t *payload,
+		    const char **errstr);
+
+/* server.c */
+/* Install the routes on m->http. */
+void	mock_server_routes(struct mock *m);
+
+/* control.c */
+/* Handle a request under /_mockidp/ (path is normalised). */
+void	mock_control(struct mock *m, struct evhttp_request *req, const char *path);
+/* Apply a JSON object of settings (the --config file and POST /_mockidp/config share
+ * this form). 0 on success, -1 with a message in err. */
+int	mock_custom_apply(struct mock *m, const json_t *cfg, char *err, size_t errlen);
+void	mock_custom_reset(struct mock_custom *);
+/* Back to the start-up state: issuer, ttl, --config settings; codes forgotten. */
+void	mock_reset(struct mock *m);
+/* If a failure is armed for route, reply with it, count it down and return 1. */
+int	mock_custom_fail(struct mock *m, struct evhttp_request *req, const char *route);
+
+/* url.c */
+/* Parse an absolute URL the way the WHATWG URL parser normalises it (lower-case
+ * scheme and host, default port dropped, empty path "/"), set each (name, value)
+ * pair in its query as URLSearchParams.set does, re-serialise the query form-style,
+ * keep the fragment. names/values are nset pairs. Returns the new href or NULL if
+ * the URL is not absolute. */
+char	*mock_url_set_params(const char *url, const char *const *names,
+	    const char *const *values, size_t nset);
+
+#endif

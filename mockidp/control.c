@@ -24,6 +24,8 @@ mock_custom_reset(struct mock_custom *c)
 {
 	json_decref(c->at_claims);
 	json_decref(c->id_claims);
+	json_decref(c->at_once);
+	json_decref(c->id_once);
 	json_decref(c->userinfo);
 	json_decref(c->failures);
 	memset(c, 0, sizeof(*c));
@@ -62,11 +64,17 @@ custom_claims(struct mock_custom *c, const json_t *v, char *err, size_t errlen)
 		snprintf(err, errlen, "\"once\" must be true or false");
 		return -1;
 	}
-	json_decref(c->at_claims);
-	json_decref(c->id_claims);
-	c->at_claims = at != NULL ? json_deep_copy(at) : NULL;
-	c->id_claims = idt != NULL ? json_deep_copy(idt) : NULL;
-	c->claims_once = json_is_true(once);
+	if (json_is_true(once)) {
+		json_decref(c->at_once);
+		json_decref(c->id_once);
+		c->at_once = at != NULL ? json_deep_copy(at) : NULL;
+		c->id_once = idt != NULL ? json_deep_copy(idt) : NULL;
+	} else {
+		json_decref(c->at_claims);
+		json_decref(c->id_claims);
+		c->at_claims = at != NULL ? json_deep_copy(at) : NULL;
+		c->id_claims = idt != NULL ? json_deep_copy(idt) : NULL;
+	}
 	return 0;
 }
 
@@ -171,6 +179,8 @@ mock_custom_apply(struct mock *m, const json_t *cfg, char *err, size_t errlen)
 			return -1;
 		json_decref(probe.at_claims);
 		json_decref(probe.id_claims);
+		json_decref(probe.at_once);
+		json_decref(probe.id_once);
 	}
 	if ((v = json_object_get(cfg, "failures")) != NULL) {
 		struct mock_custom probe = { 0 };
@@ -253,6 +263,7 @@ static json_t *
 custom_state(struct mock *m)
 {
 	json_t *s = json_object(), *claims = json_object(), *failures = json_array();
+	json_t *once = json_object();
 	const char *k;
 	json_t *v, *f;
 
@@ -262,8 +273,12 @@ custom_state(struct mock *m)
 		json_object_set(claims, "access_token", m->custom.at_claims);
 	if (m->custom.id_claims != NULL)
 		json_object_set(claims, "id_token", m->custom.id_claims);
-	json_object_set_new(claims, "once", json_boolean(m->custom.claims_once));
+	if (m->custom.at_once != NULL)
+		json_object_set(once, "access_token", m->custom.at_once);
+	if (m->custom.id_once != NULL)
+		json_object_set(once, "id_token", m->custom.id_once);
 	json_object_set_new(s, "claims", claims);
+	json_object_set_new(s, "claims_once", once);
 	json_object_set_new(s, "userinfo", m->custom.userinfo != NULL ?
 	    json_incref(m->custom.userinfo) : json_null());
 	json_object_foreach(m->custom.failures, k, v) {
@@ -327,8 +342,10 @@ mock_control(struct mock *m, struct evhttp_request *req, const char *path)
 			if (strcmp(sub, "claims") == 0) {
 				json_decref(m->custom.at_claims);
 				json_decref(m->custom.id_claims);
+				json_decref(m->custom.at_once);
+				json_decref(m->custom.id_once);
 				m->custom.at_claims = m->custom.id_claims = NULL;
-				m->custom.claims_once = 0;
+				m->custom.at_once = m->custom.id_once = NULL;
 			} else {
 				json_decref(m->custom.userinfo);
 				m->custom.userinfo = NULL;

@@ -144,15 +144,16 @@ parse_alg(const char *s)
 	return a;
 }
 
+/* Write k to <kid>.json and say so on out (stderr for `token`, whose stdout is the token). */
 static void
-save_jwk(const struct mock_key *k)
+save_jwk(const struct mock_key *k, FILE *out)
 {
 	char *path = xasprintf("%s.json", k->kid);
 
 	if (strchr(k->kid, '/') != NULL || k->kid[0] == '.' ||
 	    json_dump_file(k->jwk, path, JSON_INDENT(2)) == -1)
 		fatalx("cannot write the key to \"%s\"", path);
-	printf("JSON web key written to file \"%s\".\n", path);
+	fprintf(out, "JSON web key written to file \"%s\".\n", path);
 	free(path);
 }
 
@@ -244,7 +245,7 @@ cmd_token(int argc, char **argv)
 			    keys.v[0]->kid);
 	}
 	if (save)
-		save_jwk(keys.v[0]);
+		save_jwk(keys.v[0], stderr);
 	claims = token_claims(issuer, (long long)time(NULL), ttl, 10);
 	token_claims_merge(claims, extra);
 	if ((jws = mock_sign(&keys, "JWT", claims, &errstr)) == NULL)
@@ -441,7 +442,7 @@ main(int argc, char **argv)
 	}
 	if (save)
 		for (k = 0; k < m.keys.n; k++)
-			save_jwk(m.keys.v[k]);
+			save_jwk(m.keys.v[k], stdout);
 
 	signal(SIGPIPE, SIG_IGN);
 	if ((m.base = event_base_new()) == NULL || (m.http = evhttp_new(m.base)) == NULL)

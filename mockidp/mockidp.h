@@ -34,9 +34,10 @@ struct mock_keys {
 
 /* What tests change at run time through /_mockidp/ or --config. */
 struct mock_custom {
-	json_t		*at_claims;	/* object merged into access tokens, or NULL */
-	json_t		*id_claims;	/* object merged into id tokens, or NULL */
-	int		 claims_once;	/* drop both after the next token response */
+	json_t		*at_claims;	/* merged into access tokens until reset, or NULL */
+	json_t		*id_claims;	/* merged into id tokens until reset, or NULL */
+	json_t		*at_once;	/* merged after those, for the next response only */
+	json_t		*id_once;
 	json_t		*userinfo;	/* /userinfo body, or NULL for {"sub":"johndoe"} */
 	json_t		*failures;	/* route -> {"status", "body", "count"} */
 };

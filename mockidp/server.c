@@ -591,6 +591,7 @@ h_token(struct mock *m, struct evhttp_request *req)
 		goto done;
 	}
 	token_claims_merge(at, m->custom.at_claims);
+	token_claims_merge(at, m->custom.at_once);
 	if ((at_jws = mock_sign(&m->keys, "JWT", at, &errstr)) == NULL) {
 		internal_error(req, errstr);
 		goto done;
@@ -613,6 +614,7 @@ h_token(struct mock *m, struct evhttp_request *req)
 				json_object_del(m->pending, json_string_value(v));
 		}
 		token_claims_merge(idt, m->custom.id_claims);
+		token_claims_merge(idt, m->custom.id_once);
 		if ((id_jws = mock_sign(&m->keys, "JWT", idt, &errstr)) == NULL) {
 			internal_error(req, errstr);
 			goto done;
@@ -621,12 +623,10 @@ h_token(struct mock *m, struct evhttp_request *req)
 		json_object_set_new(resp, "refresh_token", json_string(refresh));
 		json_object_set_new(resp, "id_token", json_string(id_jws));
 	}
-	if (m->custom.claims_once) {
-		json_decref(m->custom.at_claims);
-		json_decref(m->custom.id_claims);
-		m->custom.at_claims = m->custom.id_claims = NULL;
-		m->custom.claims_once = 0;
-	}
+	/* One-shot claims are spent by the response that carried them. */
+	json_decref(m->custom.at_once);
+	json_decref(m->custom.id_once);
+	m->custom.at_once = m->custom.id_once = NULL;
 	http_reply_json(req, 200, resp);
 	resp = NULL;
 done:

@@ -505,8 +505,8 @@ main(int argc, char **argv)
 	event_add(sigint, NULL);
 	event_add(sigterm, NULL);
 	if (!quiet) {
-		printf("OAuth 2 server listening on http://%s%s%s:%d\n",
-		    strchr(host, ':') != NULL ? "[" : "", host,
+		printf("OAuth 2 server listening on %s://%s%s%s:%d\n",
+		    m.ssl != NULL ? "https" : "http", strchr(host, ':') != NULL ? "[" : "", host,
 		    strchr(host, ':') != NULL ? "]" : "", bound_port);
 		printf("OAuth 2 issuer is %s\n", m.issuer);
 	}

@@ -384,7 +384,7 @@ main(int argc, char **argv)
 			addr = val;
 		else if (strcmp(a, "-p") == 0) {
 			if (parse_port(val, &port) == -1)
-				usage_error("Invalid port number: '%s'.", val);
+				usage_error("Invalid port number.%s", "");
 		} else if (strcmp(a, "-c") == 0)
 			cert = val;
 		else if (strcmp(a, "-k") == 0)
@@ -453,7 +453,7 @@ main(int argc, char **argv)
 	    EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	evhttp_set_max_body_size(m.http, MOCK_MAX_BODY);
 	evhttp_set_max_headers_size(m.http, MOCK_MAX_HEADERS);
-	evhttp_set_timeout(m.http, 30);
+	evhttp_set_timeout(m.http, 5);	/* the Keep-Alive: timeout=5 we announce */
 	evhttp_set_default_content_type(m.http, NULL);
 	if (m.ssl != NULL)
 		evhttp_set_bevcb(m.http, tls_bev, m.ssl);
@@ -505,8 +505,10 @@ main(int argc, char **argv)
 	event_add(sigint, NULL);
 	event_add(sigterm, NULL);
 	if (!quiet) {
-		printf("OAuth 2 server listening on %s://%s%s%s:%d\n",
-		    m.ssl != NULL ? "https" : "http", strchr(host, ':') != NULL ? "[" : "", host,
+		/* "http://" even for TLS: oauth2-mock-server prints it so and
+		 * scripts match the line. */
+		printf("OAuth 2 server listening on http://%s%s%s:%d\n",
+		    strchr(host, ':') != NULL ? "[" : "", host,
 		    strchr(host, ':') != NULL ? "]" : "", bound_port);
 		printf("OAuth 2 issuer is %s\n", m.issuer);
 	}

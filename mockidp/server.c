@@ -9,6 +9,7 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/evp.h>
 
@@ -311,6 +312,15 @@ h_introspect(struct mock *m, struct evhttp_request *req)
 
 /* --- /token ------------------------------------------------------------------- */
 
+static int
+content_type_has(struct evhttp_request *req, const char *needle)
+{
+	const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req),
+	    "Content-Type");
+
+	return ct != NULL && strstr(ct, needle) != NULL;
+}
+
 /* The token request body as a JSON value, or NULL after replying 400. Form bodies
  * turn repeated names into arrays; JSON bodies are taken as they are. */
 static json_t *
@@ -323,7 +333,8 @@ token_body(struct evhttp_request *req)
 	size_t len;
 
 	body = http_body(req, &len);
-	if (http_content_type_has(req, "application/x-www-form-urlencoded")) {
+	/* Content types are matched case-sensitively, as oauth2-mock-server does. */
+	if (content_type_has(req, "application/x-www-form-urlencoded")) {
 		if (form_parse(&f, body != NULL ? body : "", len, &errstr) == -1) {
 			bad_request(req, "Invalid token request body");
 			return NULL;
@@ -332,7 +343,7 @@ token_body(struct evhttp_request *req)
 		form_free(&f);
 		return v;
 	}
-	if (http_content_type_has(req, "application/json")) {
+	if (content_type_has(req, "application/json")) {
 		if (body == NULL ||
 		    (v = json_loadb(body, len, JSON_DECODE_ANY | JSON_ALLOW_NUL,
 		    &jerr)) == NULL) {
@@ -680,11 +691,22 @@ mock_dispatch(struct evhttp_request *req, void *arg)
 {
 	struct mock *m = arg;
 	enum evhttp_cmd_type method = evhttp_request_get_command(req);
-	const char *errstr;
+	const char *errstr, *uri, *conn;
 	char *path;
 	size_t i;
 
 	http_set_cors_any(req);
+	/* Node announces its keep-alive on every HTTP/1.1 response. */
+	conn = evhttp_find_header(evhttp_request_get_input_headers(req), "Connection");
+	if (conn == NULL || strcasecmp(conn, "close") != 0) {
+		/* libevent 2.1 has no getter for the version: http_struct.h has it. */
+		if (req->major == 1 && req->minor == 1) {
+			evhttp_add_header(evhttp_request_get_output_headers(req),
+			    "Connection", "keep-alive");
+			evhttp_add_header(evhttp_request_get_output_headers(req),
+			    "Keep-Alive", "timeout=5");
+		}
+	}
 	if (http_check_framing(req, &errstr) == -1) {
 		log_warnx("rejected request: %s", errstr);
 		evhttp_add_header(evhttp_request_get_output_headers(req),
@@ -696,7 +718,12 @@ mock_dispatch(struct evhttp_request *req, void *arg)
 		http_reply_empty(req, 204);
 		return;
 	}
-	path = http_path_normalize(evhttp_request_get_uri(req));
+	uri = evhttp_request_get_uri(req);
+	/* "//host/path" is a network-path reference: a URL parser takes "host" as the
+	 * authority, and so does the npm server's router. */
+	if (uri[0] == '/' && uri[1] == '/')
+		uri = strchr(uri + 2, '/') != NULL ? strchr(uri + 2, '/') : "/";
+	path = http_path_normalize(uri);
 	if (!m->quiet)
 		log_debug("%s %s", method_name(method), path);
 	if (strcmp(path, P_CONTROL) == 0 ||

@@ -188,6 +188,16 @@ mock_url_set_params(const char *url, const char *const *names,
 	if (*qend == '#')
 		frag = qend + 1;
 
+	if (nset == 0) {
+		/* Nothing to set: the query stays as written, percent-encoded as the URL
+		 * parser does (special schemes also encode the quote). */
+		if (*qs == '?') {
+			evbuffer_add(b, "?", 1);
+			url_add_encoded(b, qs + 1, (size_t)(qend - qs - 1),
+			    is_special ? "\"#<>'" : "\"#<>");
+		}
+		goto fragment;
+	}
 	/* URLSearchParams.set: replace the first, drop the others, or append. */
 	for (i = 0; i < nset; i++) {
 		int found = 0;
@@ -224,6 +234,7 @@ mock_url_set_params(const char *url, const char *const *names,
 		free(en);
 		free(ev);
 	}
+fragment:
 	if (frag != NULL) {
 		evbuffer_add(b, "#", 1);
 		url_add_encoded(b, frag, strlen(frag), "\"<>`");

@@ -30,7 +30,7 @@ int	 secret_needs_rehash(const char *hash, unsigned long long opslimit, size_t m
 
 /* Constant-time equality of two equal-length buffers: 1 if equal, 0 otherwise. */
 int	 secret_equal(const void *a, const void *b, size_t len);
-/* Constant-time equality of two strings of any length (compares their SHA-256). */
+/* Constant-time equality of two strings of any length (compares their BLAKE2b-256). */
 int	 secret_str_equal(const char *a, const char *b);
 
 #endif

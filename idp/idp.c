@@ -53,7 +53,7 @@ struct parent {
 	int			 http_fd;
 	int			 signer_fd;
 	char			 rundir[64];
-	char			 signer_path[128];
+	char			 signer_path[96];	/* fits sun_path */
 	struct metrics		*metrics;
 	int			 nworkers;
 	struct child		 signer;
@@ -157,7 +157,7 @@ open_signer_socket(struct parent *p)
 	return fd;
 }
 
-static struct parent *the_parent;	/* for restart_cb; the parent is one per process */
+static struct parent *the_parent;	/* for restart_timer: one parent per process */
 
 static void
 restart_timer(evutil_socket_t fd, short what, void *arg)

@@ -18,7 +18,8 @@ enum ipc_type {
 	IPC_SIGN_ERR = 3,
 	/* signer -> worker, on connect and whenever the key set changes: payload = JSON
 	 * {"jwks": {"keys": [public JWKs]}, "max_age": seconds, "active_kid": kid,
-	 *  "active_alg": alg}. */
+	 *  "active_alg": alg, "keys": [{"kid", "state", "created_at", "activated_at"}]}
+	 * (times in unix seconds or null; "keys" feeds the key-age metrics). */
 	IPC_KEYS = 4,
 };
 

@@ -52,6 +52,14 @@ int	ctl_client_secret_add(struct ctl *c, int argc, char **argv);
 int	ctl_client_secret_revoke(struct ctl *c, int argc, char **argv);
 int	ctl_keys_list(struct ctl *c, int argc, char **argv);
 int	ctl_keys_rotate(struct ctl *c, int argc, char **argv);
+int	ctl_user_add(struct ctl *c, int argc, char **argv);
+int	ctl_user_passwd(struct ctl *c, int argc, char **argv);
+int	ctl_user_disable(struct ctl *c, int argc, char **argv);
+int	ctl_user_enable(struct ctl *c, int argc, char **argv);
+int	ctl_user_role_add(struct ctl *c, int argc, char **argv);
+int	ctl_user_role_remove(struct ctl *c, int argc, char **argv);
+int	ctl_user_list(struct ctl *c, int argc, char **argv);
+int	ctl_user_show(struct ctl *c, int argc, char **argv);
 
 /* Prepare getopt_long for a new argument vector (opterr off: ctl_badopt reports). */
 void	ctl_getopt_reset(void);

@@ -69,6 +69,32 @@ static const char ctl_help_text[] =
 "      has been published long enough, and a new next key is made. --emergency\n"
 "      withdraws the active key from the JWKS at once and the next key signs at\n"
 "      once (for a leaked key; relying parties may briefly fail to verify).\n"
+"  user add --username U --password-stdin [OPTIONS]\n"
+"      Add a person who can sign in; print the user id (the OIDC sub). The\n"
+"      password is read from standard input (one line; a trailing newline is\n"
+"      dropped; 1 to 1024 bytes of UTF-8; not echoed on a terminal) and only\n"
+"      its Argon2id hash is stored. Usernames and emails are unique whatever\n"
+"      their case; a username has no '@'.\n"
+"        --email E              the email address\n"
+"        --email-verified       the email is known to be the user's\n"
+"        --name N               the display name\n"
+"        --role R               a role, for the roles claim (repeatable)\n"
+"        --json                 print {\"user_id\", \"username\"}\n"
+"  user passwd USER --password-stdin\n"
+"      Set a new password (read as for user add). USER is a username (any\n"
+"      case) or a user id. Also signs the user out everywhere: sessions end,\n"
+"      refresh tokens and known access tokens are revoked.\n"
+"  user disable USER\n"
+"  user enable USER\n"
+"      A disabled user cannot sign in; disabling signs the user out everywhere,\n"
+"      as user passwd does.\n"
+"  user role add USER ROLE\n"
+"  user role remove USER ROLE\n"
+"      Give or take a role (adding one the user has changes nothing).\n"
+"  user list [--json]\n"
+"  user show USER [--json]\n"
+"      Users' settings, roles, live sessions and consents (never a password\n"
+"      or its hash).\n"
 "  help\n"
 "      This text (also: idpctl --help, idpctl COMMAND --help).\n"
 "\n"
@@ -91,6 +117,14 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ { "client", "secret", "revoke" }, ctl_client_secret_revoke },
 	{ { "keys", "list", NULL }, ctl_keys_list },
 	{ { "keys", "rotate", NULL }, ctl_keys_rotate },
+	{ { "user", "add", NULL }, ctl_user_add },
+	{ { "user", "passwd", NULL }, ctl_user_passwd },
+	{ { "user", "disable", NULL }, ctl_user_disable },
+	{ { "user", "enable", NULL }, ctl_user_enable },
+	{ { "user", "role", "add" }, ctl_user_role_add },
+	{ { "user", "role", "remove" }, ctl_user_role_remove },
+	{ { "user", "list", NULL }, ctl_user_list },
+	{ { "user", "show", NULL }, ctl_user_show },
 };
 
 void

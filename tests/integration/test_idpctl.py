@@ -1,8 +1,11 @@
 #!/usr/bin/python3
 """test_idpctl.py: the real idpctl binary against a throwaway PostgreSQL: migrate (twice,
 and several at once), kek generate, the client and secret commands (the database must
-hold Argon2id hashes and never a secret), keys list and rotate, where the database comes
-from (-d, -c, IDP_DATABASE), and the exit status and one-line errors of bad usage.
+hold Argon2id hashes and never a secret), the user commands (passwords read from stdin,
+stored only as Argon2id hashes; case-insensitive usernames and emails; roles; sign-out on
+disable and passwd), the 002 schema's constraints and notifications, keys list and
+rotate, where the database comes from (-d, -c, IDP_DATABASE), and the exit status and
+one-line errors of bad usage.
 
 Usage: test_idpctl.py IDPCTL_BINARY"""
 
@@ -76,13 +79,18 @@ def test_migrate(pg, db):
     p = run("migrate", conninfo=db)
     check("migrate applies 001_init.sql", p.returncode == 0 and
           "applied 001_init.sql" in p.stdout, show(p))
+    check("migrate applies 002_users.sql after 001", p.returncode == 0 and
+          "applied 002_users.sql" in p.stdout and
+          p.stdout.index("001_init.sql") < p.stdout.index("002_users.sql"), show(p))
     p = run("migrate", conninfo=db)
     check("second migrate: schema up to date", p.returncode == 0 and
           "schema up to date" in p.stdout and "applied" not in p.stdout, show(p))
-    check("schema_migrations has one row",
-          pg.psql("SELECT count(*) FROM schema_migrations") == "1")
-    check("schema_migrations names the file",
-          pg.psql("SELECT version FROM schema_migrations") == "001_init.sql")
+    check("second migrate names the last migration", "002_users.sql" in p.stdout, show(p))
+    check("schema_migrations has one row per migration",
+          pg.psql("SELECT count(*) FROM schema_migrations") == "2")
+    check("schema_migrations names the files",
+          pg.psql("SELECT string_agg(version, ',' ORDER BY version) FROM schema_migrations")
+          == "001_init.sql,002_users.sql")
 
     # Several at once on a fresh database: each succeeds, the migration runs once.
     pg.psql("CREATE DATABASE idp_concurrent")
@@ -101,10 +109,13 @@ def test_migrate(pg, db):
     check("concurrent migrates apply it exactly once",
           sum("applied 001_init.sql" in r.stdout for r in results) == 1,
           " ".join(show(r) for r in results))
+    check("concurrent migrates apply 002 exactly once",
+          sum("applied 002_users.sql" in r.stdout for r in results) == 1,
+          " ".join(show(r) for r in results))
     out = subprocess.run([os.path.join(pg.bindir, "psql"), "-X", "-A", "-t", "-d", db2,
                           "-c", "SELECT count(*) FROM schema_migrations"],
                          capture_output=True, text=True).stdout.strip()
-    check("concurrent migrates: one schema_migrations row", out == "1", out)
+    check("concurrent migrates: one schema_migrations row each", out == "2", out)
 
     # A database migrated by a newer idpctl is reported, not refused.
     pg.psql("INSERT INTO schema_migrations (version) VALUES ('999_future.sql')")
@@ -455,6 +466,323 @@ def test_usage():
         check(f"help documents {cmd}", cmd in p.stdout)
 
 
+def run_in(data, *args, conninfo=None):
+    """Run idpctl with bytes data on standard input (-d conninfo first when given).
+    Returns the CompletedProcess with stdout and stderr decoded."""
+    cmd = [IDPCTL] + (["-d", conninfo] if conninfo is not None else []) + list(args)
+    env = dict(os.environ)
+    env.pop("IDP_DATABASE", None)
+    p = subprocess.run(cmd, input=data, capture_output=True, env=env, timeout=120)
+    p.stdout = p.stdout.decode("utf-8", "replace")
+    p.stderr = p.stderr.decode("utf-8", "replace")
+    return p
+
+
+def test_schema_002(pg):
+    """The 002 tables' constraints and notifications, as the HTTP flows will rely on."""
+    tables = pg.psql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables "
+                     "WHERE schemaname = 'public'")
+    for t in ("users", "sessions", "consents", "auth_codes", "refresh_tokens",
+              "refresh_families", "revoked_jtis"):
+        check(f"002 makes table {t}", t in tables.split(","), tables)
+    check("002 adds clients.allow_plain_pkce, false by default", pg.psql(
+        "SELECT column_default FROM information_schema.columns WHERE table_name = "
+        "'clients' AND column_name = 'allow_plain_pkce'") == "false")
+    # No column anywhere may be named like a raw secret: hashes only.
+    cols = pg.psql("SELECT string_agg(table_name || '.' || column_name, ',') FROM "
+                   "information_schema.columns WHERE table_schema = 'public' AND "
+                   "column_name IN ('password', 'code', 'token', 'cookie', 'session_id', "
+                   "'refresh_token', 'access_token')")
+    check("no column holds a raw password, code, token or cookie", cols == "", cols)
+
+    def fails(sql):
+        try:
+            pg.psql(sql)
+            return False
+        except subprocess.CalledProcessError:
+            return True
+    pg.psql("INSERT INTO users (id, username, password_hash) VALUES ('s1', 'schema1', 'h')")
+    check("users: a second username differing only in case is refused",
+          fails("INSERT INTO users (id, username, password_hash) VALUES "
+                "('s2', 'SCHEMA1', 'h')"))
+    check("users: a username with '@' is refused", fails(
+        "INSERT INTO users (id, username, password_hash) VALUES ('s3', 'a@b', 'h')"))
+    check("users: an email without '@' is refused", fails(
+        "INSERT INTO users (id, username, email, password_hash) VALUES "
+        "('s4', 'schema4', 'nope', 'h')"))
+    check("sessions: id_hash must be 32 bytes (a SHA-256, never the cookie)", fails(
+        "INSERT INTO sessions (id_hash, user_id, auth_time, absolute_expires_at) VALUES "
+        "('\\x00', 's1', now(), now() + interval '1 hour')"))
+    check("auth_codes: a challenge needs its method", fails(
+        "INSERT INTO clients (id, name) VALUES ('sc', 'schema client');"
+        "INSERT INTO auth_codes (code_hash, client_id, user_id, redirect_uri, scope, "
+        "code_challenge, auth_time, expires_at) VALUES (sha256('c'), 'sc', 's1', "
+        "'https://a/cb', 'openid', 'x', now(), now() + interval '1 minute')"))
+
+    # Single use: the redeeming UPDATE wins once.
+    pg.psql("INSERT INTO clients (id, name) VALUES ('sc', 'schema client');"
+            "INSERT INTO auth_codes (code_hash, client_id, user_id, redirect_uri, scope, "
+            "code_challenge, code_challenge_method, auth_time, expires_at) VALUES "
+            "(sha256('code'), 'sc', 's1', 'https://a/cb', 'openid', 'x', 'S256', now(), "
+            "now() + interval '1 minute')")
+    redeem = ("UPDATE auth_codes SET used_at = now() WHERE code_hash = sha256('code') AND "
+              "used_at IS NULL AND expires_at > now() RETURNING user_id")
+    first, second = pg.psql(redeem), pg.psql(redeem)
+    check("a code is redeemed by the first UPDATE only",
+          first.startswith("s1") and not second.startswith("s1"), f"{first!r} {second!r}")
+
+    # Notifications: revocations and users.
+    out = pg.psql("LISTEN idp_revocations; INSERT INTO revoked_jtis (jti, client_id, "
+                  "expires_at) VALUES ('jti-1', 'sc', now() + interval '5 minutes')")
+    check("a revoked jti NOTIFYs idp_revocations with the jti",
+          'notification "idp_revocations" with payload "jti-1"' in out, out)
+    out = pg.psql("LISTEN idp_users; UPDATE users SET disabled = true WHERE id = 's1'")
+    check("a user update NOTIFYs idp_users with the id",
+          'notification "idp_users" with payload "s1"' in out, out)
+    out = pg.psql("LISTEN idp_users; DELETE FROM users WHERE id = 's1'")
+    check("a user delete NOTIFYs idp_users with the id",
+          'notification "idp_users" with payload "s1"' in out, out)
+    check("deleting a user deletes its codes", pg.psql(
+        "SELECT count(*) FROM auth_codes WHERE user_id = 's1'") == "0")
+    pg.psql("DELETE FROM clients WHERE id = 'sc'; DELETE FROM revoked_jtis")
+
+
+def test_users(pg, db, verify):
+    p = run("user", "list", conninfo=db)
+    check("user list on no users", p.returncode == 0 and "no users" in p.stdout, show(p))
+    p = run("user", "list", "--json", conninfo=db)
+    check("user list --json on no users is []", p.returncode == 0 and
+          json.loads(p.stdout) == [], show(p))
+
+    pw = "correct horse battery staple ✓"
+    p = run_in((pw + "\n").encode(), "user", "add", "--username", "Alice", "--email",
+               "Alice@Example.org", "--name", "Alice Liddell", "--role", "admin", "--role",
+               "ops", "--role", "admin", "--password-stdin", "--json", conninfo=db)
+    check("user add --json succeeds", p.returncode == 0 and p.stderr == "", show(p))
+    out = json.loads(p.stdout) if p.returncode == 0 else {}
+    check("user add --json is {user_id, username}",
+          set(out) == {"user_id", "username"} and out.get("username") == "Alice", p.stdout)
+    uid = out.get("user_id", "")
+    check("user id is 16 bytes of base64url", len(uid) == 22 and not uid.startswith("-"),
+          uid)
+    check("user add never prints the password", pw not in p.stdout + p.stderr)
+    row = pg.psql(f"SELECT username, email, name, roles, disabled, email_verified "
+                  f"FROM users WHERE id = '{uid}'")
+    check("user row: username, email, name, roles without duplicates",
+          row == "Alice|Alice@Example.org|Alice Liddell|{admin,ops}|f|f", row)
+    h = pg.psql(f"SELECT password_hash FROM users WHERE id = '{uid}'")
+    check("the database holds an Argon2id hash", h.startswith("$argon2id$"), h)
+    if verify is not None:
+        check("the hash verifies the password (trailing newline stripped)", verify(h, pw))
+        check("the hash refuses the password with its newline", not verify(h, pw + "\n"))
+
+    # Trailing newline or not, CRLF: the same password.
+    for data, what in ((b"s3cret-no-newline", "without a trailing newline"),
+                       (b"s3cret-no-newline\r\n", "with CRLF")):
+        name = "nl" + str(len(data))
+        p = run_in(data, "user", "add", "--username", name, "--password-stdin",
+                   conninfo=db)
+        hh = pg.psql(f"SELECT password_hash FROM users WHERE username = '{name}'")
+        check(f"password from stdin {what}", p.returncode == 0 and
+              hh.startswith("$argon2id$") and
+              (verify is None or verify(hh, "s3cret-no-newline")), show(p))
+    p = run_in(b"x" * 1024 + b"\n", "user", "add", "--username", "long1024",
+               "--password-stdin", conninfo=db)
+    check("a 1024-byte password is accepted", p.returncode == 0, show(p))
+
+    # Refused passwords: exit 1, one line, no user made.
+    for data, what in ((b"", "empty"), (b"\n", "empty line"), (b"\r\n", "empty CRLF line"),
+                       (b"x" * 1025, "longer than 1024 bytes"),
+                       (b"x" * 1025 + b"\n", "longer than 1024 bytes with newline"),
+                       (b"x" * 100000, "far too long"),
+                       (b"one\ntwo\n", "two lines"), (b"a\rb", "a carriage return inside"),
+                       (b"a\0b\n", "a NUL byte"), (b"\xff\xfe\n", "not UTF-8")):
+        p = run_in(data, "user", "add", "--username", "badpw", "--password-stdin",
+                   conninfo=db)
+        check(f"password refused: {what} (exit 1, one line)", p.returncode == 1 and
+              one_line_error(p) and p.stdout == "", show(p))
+    check("refused passwords made no user", pg.psql(
+        "SELECT count(*) FROM users WHERE username = 'badpw'") == "0")
+
+    # Unique regardless of case.
+    p = run_in(b"other\n", "user", "add", "--username", "aLiCe", "--password-stdin",
+               conninfo=db)
+    check("duplicate username in another case refused (exit 1, one line)",
+          p.returncode == 1 and one_line_error(p) and "already exists" in p.stderr, show(p))
+    p = run_in(b"other\n", "user", "add", "--username", "alice2", "--email",
+               "alice@EXAMPLE.ORG", "--password-stdin", conninfo=db)
+    check("duplicate email in another case refused (exit 1, one line)",
+          p.returncode == 1 and one_line_error(p) and "email" in p.stderr, show(p))
+    p = run_in(b"other\n", "user", "add", "--username", uid, "--password-stdin",
+               conninfo=db)
+    check("a username that is another user's id is refused", p.returncode == 1 and
+          one_line_error(p), show(p))
+    check("refused duplicates made no user", pg.psql(
+        "SELECT count(*) FROM users WHERE lower(username) IN ('alice', 'alice2')") == "1")
+
+    # Bad usage: exit 2, one line, nothing read or stored.
+    for args, what in ((["--username", "u1"], "without --password-stdin"),
+                       (["--password-stdin"], "without --username"),
+                       (["--username", "a@b", "--password-stdin"], "a username with '@'"),
+                       (["--username", "a b", "--password-stdin"], "a username with a space"),
+                       (["--username", "-dash", "--password-stdin"], "a username with '-'"),
+                       (["--username", "u1", "--email", "nope", "--password-stdin"],
+                        "an email without '@'"),
+                       (["--username", "u1", "--role", "a b", "--password-stdin"],
+                        "a role with a space"),
+                       (["--username", "u1", "--name", "a\nb", "--password-stdin"],
+                        "a name with a newline"),
+                       (["--username", "u1", "--email-verified", "--password-stdin"],
+                        "--email-verified without --email"),
+                       (["--username", "u1", "--password", "pw"], "--password on argv"),
+                       (["--username", "u1", "--password-stdin", "extra"], "an extra argument")):
+        p = run_in(b"pw\n", "user", "add", *args, conninfo=db)
+        check(f"user add refuses {what} (exit 2, one line)", p.returncode == 2 and
+              one_line_error(p) and p.stdout == "", show(p))
+
+    # show and list: JSON, never a hash; by id or any-case username.
+    for who in (uid, "alice", "ALICE"):
+        p = run("user", "show", who, "--json", conninfo=db)
+        sh = json.loads(p.stdout) if p.returncode == 0 else {}
+        check(f"user show {who} --json", sh.get("user_id") == uid and
+              sh.get("username") == "Alice" and sh.get("roles") == ["admin", "ops"] and
+              sh.get("disabled") is False and sh.get("email") == "Alice@Example.org" and
+              sh.get("consents") == [] and sh.get("live_sessions") == 0, p.stdout)
+    check("user show --json never prints a hash", "$argon2" not in p.stdout and
+          "hash" not in p.stdout, p.stdout)
+    p = run("user", "show", "alice", conninfo=db)
+    check("user show (human)", p.returncode == 0 and uid in p.stdout and
+          "admin ops" in p.stdout and "$argon2" not in p.stdout, show(p))
+    p = run("user", "list", "--json", conninfo=db)
+    lst = json.loads(p.stdout) if p.returncode == 0 else []
+    check("user list --json lists every user", len(lst) == 4 and
+          uid in {u["user_id"] for u in lst}, p.stdout)
+    check("user list --json never prints a hash", "$argon2" not in p.stdout and
+          "hash" not in p.stdout and all("password_hash" not in u for u in lst), p.stdout)
+    p = run("user", "list", conninfo=db)
+    check("user list (human)", p.returncode == 0 and "Alice" in p.stdout and
+          "$argon2" not in p.stdout, show(p))
+    p = run("user", "show", "nobody", conninfo=db)
+    check("user show of an unknown user: exit 1, one line", p.returncode == 1 and
+          one_line_error(p) and "nobody" in p.stderr, show(p))
+
+    # Roles: no duplicates; adding one held or removing one lacked changes nothing.
+    p = run("user", "role", "add", "alice", "auditor", conninfo=db)
+    check("user role add", p.returncode == 0 and pg.psql(
+        f"SELECT roles FROM users WHERE id = '{uid}'") == "{admin,ops,auditor}", show(p))
+    p = run("user", "role", "add", "ALICE", "admin", conninfo=db)
+    check("user role add of a held role: no duplicate", p.returncode == 0 and pg.psql(
+        f"SELECT roles FROM users WHERE id = '{uid}'") == "{admin,ops,auditor}", show(p))
+    p = run("user", "role", "remove", uid, "ops", conninfo=db)
+    check("user role remove", p.returncode == 0 and pg.psql(
+        f"SELECT roles FROM users WHERE id = '{uid}'") == "{admin,auditor}", show(p))
+    p = run("user", "role", "remove", "alice", "ops", conninfo=db)
+    check("user role remove of a role not held", p.returncode == 0 and pg.psql(
+        f"SELECT roles FROM users WHERE id = '{uid}'") == "{admin,auditor}", show(p))
+    p = run("user", "role", "add", "alice", "bad role", conninfo=db)
+    check("user role add of an invalid role is usage", p.returncode == 2 and
+          one_line_error(p), show(p))
+    p = run("user", "role", "add", "nobody", "x", conninfo=db)
+    check("user role add to an unknown user: exit 1", p.returncode == 1 and
+          one_line_error(p), show(p))
+
+    # A session, a refresh family with a token, a code: what passwd and disable end.
+    def seed(tag):
+        pg.psql(
+            "INSERT INTO clients (id, name) VALUES ('uc-" + tag + "', 'c') "
+            "ON CONFLICT DO NOTHING;"
+            f"INSERT INTO sessions (id_hash, user_id, auth_time, absolute_expires_at) "
+            f"VALUES (sha256('sess-{tag}'), '{uid}', now(), now() + interval '1 day');"
+            f"INSERT INTO refresh_families (id, client_id, user_id, session_id_hash) "
+            f"VALUES ('fam-{tag}', 'uc-{tag}', '{uid}', sha256('sess-{tag}'));"
+            f"INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, "
+            f"auth_time, expires_at, access_jti, access_expires_at) VALUES "
+            f"(sha256('rt-{tag}'), 'fam-{tag}', 'uc-{tag}', '{uid}', 'openid', now(), "
+            f"now() + interval '1 day', 'at-{tag}', now() + interval '10 minutes')")
+
+    def ended(tag):
+        return pg.psql(
+            f"SELECT (SELECT ended_at IS NOT NULL FROM sessions WHERE id_hash = "
+            f"sha256('sess-{tag}')) || '|' || (SELECT revoke_reason FROM refresh_families "
+            f"WHERE id = 'fam-{tag}') || '|' || (SELECT count(*) FROM revoked_jtis WHERE "
+            f"jti = 'at-{tag}')")
+
+    seed("p")
+    check("user show counts a live session and family", json.loads(run(
+        "user", "show", "alice", "--json", conninfo=db).stdout).get("live_sessions") == 1)
+    before = pg.psql(f"SELECT password_hash, password_changed_at FROM users WHERE id = '{uid}'")
+    p = run_in(b"a new password\n", "user", "passwd", "alice", "--password-stdin",
+               conninfo=db)
+    after = pg.psql(f"SELECT password_hash, password_changed_at FROM users WHERE id = '{uid}'")
+    h2 = after.split("|")[0]
+    check("user passwd succeeds", p.returncode == 0 and "a new password" not in
+          p.stdout + p.stderr, show(p))
+    check("user passwd changes the hash and password_changed_at",
+          h2.startswith("$argon2id$") and h2 != before.split("|")[0] and
+          after.split("|")[1] != before.split("|")[1], f"{before} {after}")
+    if verify is not None:
+        check("the new hash verifies the new password, not the old",
+              verify(h2, "a new password") and not verify(h2, pw))
+    check("user passwd ends sessions, revokes families and their access tokens",
+          ended("p") == "true|password_changed|1", ended("p"))
+    p = run_in(b"", "user", "passwd", "alice", "--password-stdin", conninfo=db)
+    check("user passwd refuses an empty password", p.returncode == 1 and
+          one_line_error(p) and pg.psql(
+              f"SELECT password_hash FROM users WHERE id = '{uid}'") == h2, show(p))
+    p = run_in(b"pw\n", "user", "passwd", "nobody", "--password-stdin", conninfo=db)
+    check("user passwd of an unknown user: exit 1", p.returncode == 1 and
+          one_line_error(p), show(p))
+    p = run_in(b"pw\n", "user", "passwd", "alice", conninfo=db)
+    check("user passwd without --password-stdin is usage", p.returncode == 2 and
+          one_line_error(p), show(p))
+
+    seed("d")
+    p = run("user", "disable", "alice", conninfo=db)
+    check("user disable", p.returncode == 0 and pg.psql(
+        f"SELECT disabled FROM users WHERE id = '{uid}'") == "t", show(p))
+    check("user disable signs the user out everywhere", ended("d") == "true|user_disabled|1",
+          ended("d"))
+    p = run("user", "show", "alice", "--json", conninfo=db)
+    check("user show says disabled", json.loads(p.stdout).get("disabled") is True, p.stdout)
+    p = run("user", "disable", "alice", conninfo=db)
+    check("user disable twice is fine", p.returncode == 0, show(p))
+    p = run("user", "enable", "ALICE", conninfo=db)
+    check("user enable", p.returncode == 0 and pg.psql(
+        f"SELECT disabled FROM users WHERE id = '{uid}'") == "f", show(p))
+    for sub in ("disable", "enable"):
+        p = run("user", sub, "nobody", conninfo=db)
+        check(f"user {sub} of an unknown user: exit 1, one line", p.returncode == 1 and
+              one_line_error(p), show(p))
+
+    # The database never holds a password, only the hashes.
+    dump = subprocess.run([os.path.join(pg.bindir, "pg_dump"), "-d", db],
+                          capture_output=True, text=True)
+    check("pg_dump works (users)", dump.returncode == 0 and "password_hash" in dump.stdout,
+          dump.stderr)
+    for secret in (pw, "s3cret-no-newline", "a new password", "x" * 1024):
+        check(f"no password in the database dump ({secret[:12]}...)",
+              secret not in dump.stdout)
+    nusers = int(pg.psql("SELECT count(*) FROM users"))
+    nsecrets = int(pg.psql("SELECT count(*) FROM client_secrets"))
+    check("the dump holds the users' Argon2id hashes",
+          dump.stdout.count("$argon2id$") == nusers + nsecrets, f"{nusers} {nsecrets}")
+
+    # Usage of the other user commands.
+    for args in (["user"], ["user", "frob"], ["user", "role"], ["user", "show"],
+                 ["user", "show", "a", "b"], ["user", "list", "x"],
+                 ["user", "list", "--password-stdin"], ["user", "disable"],
+                 ["user", "role", "add", "alice"], ["user", "role", "remove", "a", "b", "c"],
+                 ["user", "passwd", "--password-stdin"], ["user", "show", "a", "--bogus"]):
+        p = run_in(b"pw\n", *args, conninfo=db)
+        check(f"usage error exit 2, one line: idpctl {' '.join(args)}",
+              p.returncode == 2 and one_line_error(p) and p.stdout == "", show(p))
+    p = run("help")
+    for cmd in ("user add", "user passwd", "user disable", "user enable", "user role add",
+                "user role remove", "user list", "user show", "--username", "--email",
+                "--email-verified", "--role", "--password-stdin"):
+        check(f"help documents {cmd}", cmd in p.stdout)
+
+
 def main():
     verify = sodium_verify()
     with tempfile.TemporaryDirectory(prefix="idpctl-test-") as tmp, PgCluster() as pg:
@@ -463,6 +791,8 @@ def main():
             test_kek(tmp)
             test_migrate(pg, pg.conninfo)
             test_clients(pg, pg.conninfo, verify)
+            test_schema_002(pg)
+            test_users(pg, pg.conninfo, verify)
             test_keys(pg, pg.conninfo)
             test_database_sources(pg, tmp)
         except Exception:

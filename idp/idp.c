@@ -468,10 +468,12 @@ main(int argc, char **argv)
 	}
 	if (kek_check(p.conf.key_encryption_key_file, err, sizeof(err)) == -1) {
 		fprintf(stderr, "idp: %s\n", err);
+		idp_config_free(&p.conf);
 		return 1;
 	}
 	if (check_only) {
 		printf("idp: configuration %s OK\n", conf_path);
+		idp_config_free(&p.conf);
 		return 0;
 	}
 	log_level_parse(p.conf.log_level, &lvl);

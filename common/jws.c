@@ -261,7 +261,9 @@ jws_sign(EVP_PKEY *key, enum jws_alg alg, const json_t *header,
 		return NULL;
 	}
 	a = json_object_get(header, "alg");
-	if (!json_is_string(a) || strcmp(json_string_value(a), name) != 0) {
+	/* "Ed25519" is the fully-specified name of EdDSA over Ed25519 (RFC 9864). */
+	if (!json_is_string(a) || (strcmp(json_string_value(a), name) != 0 &&
+	    !(alg == JWS_ALG_EDDSA && strcmp(json_string_value(a), "Ed25519") == 0))) {
 		*errstr = "the JWS header's alg does not match";
 		return NULL;
 	}

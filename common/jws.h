@@ -29,7 +29,8 @@ int	jws_sign_raw(EVP_PKEY *key, enum jws_alg alg, const void *in, size_t inlen,
 	    unsigned char **sig, size_t *siglen, const char **errstr);
 
 /* Serialize header and payload compactly (keys in insertion order), sign, and return
- * the new compact JWS (caller frees), or NULL with *errstr set. */
+ * the new compact JWS (caller frees), or NULL with *errstr set. The header's "alg" must
+ * name alg ("Ed25519", RFC 9864, is accepted for JWS_ALG_EDDSA). */
 char	*jws_sign(EVP_PKEY *key, enum jws_alg alg, const json_t *header,
 	    const json_t *payload, const char **errstr);
 

@@ -1,5 +1,6 @@
 /* mockidp.c: the mockidp program: command line (the flags of oauth2-mock-server and
- * ours), key set-up, the listening socket and the event loop; and `mockidp token`. */
+ * ours), key set-up, the listening socket, the signing pool and the event loop; and
+ * `mockidp token`. */
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -512,8 +513,11 @@ main(int argc, char **argv)
 		    strchr(host, ':') != NULL ? "]" : "", bound_port);
 		printf("OAuth 2 issuer is %s\n", m.issuer);
 	}
+	m.pool = signpool_new(m.base);
 	event_base_dispatch(m.base);
 
+	/* First the pool: its unfinished jobs still name requests evhttp_free frees. */
+	signpool_free(m.pool);
 	event_free(sigint);
 	event_free(sigterm);
 	evhttp_free(m.http);

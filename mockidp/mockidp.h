@@ -1,4 +1,5 @@
-/* mockidp.h: the state of the mock server, shared by its files (one process, one loop). */
+/* mockidp.h: the state of the mock server, shared by its files (one process, one loop,
+ * and signpool.c's threads that only compute signatures). */
 #ifndef MOCKIDP_H
 #define MOCKIDP_H
 
@@ -11,6 +12,8 @@
 #include <openssl/ssl.h>
 
 #include "jws.h"
+
+struct signpool;
 
 #define MOCK_DEFAULT_PORT	8080
 #define MOCK_DEFAULT_TTL	3600
@@ -45,6 +48,7 @@ struct mock_custom {
 struct mock {
 	struct event_base	*base;
 	struct evhttp		*http;
+	struct signpool		*pool;		/* signs /token's tokens, or NULL */
 	SSL_CTX			*ssl;
 	char			*issuer;
 	long long		 ttl;
@@ -76,6 +80,45 @@ void		 mock_keys_clear(struct mock_keys *);
  * Returns a new compact JWS (caller frees) or NULL with *errstr. */
 char		*mock_sign(struct mock_keys *, const char *typ, json_t *payload,
 		    const char **errstr);
+
+/* signpool.c */
+#define SIGNPOOL_MAXTHREADS	8
+#define SIGNPOOL_MAXJOBS	4096	/* in flight; /token signs on the loop beyond */
+#define SIGNJOB_MAXTOK		2	/* an access token and an id token */
+
+/* The signatures of one response, computed by a pool thread. The submitter fills in
+ * tok[0..ntok-1], done and arg; the pool owns the job from signpool_submit until done
+ * is called, and the submitter frees the job after that. */
+struct signjob {
+	struct {
+		EVP_PKEY	*pkey;		/* borrowed: keys outlive the pool */
+		enum jws_alg	 alg;
+		json_t		*header;	/* owned; neither shares a value with */
+		json_t		*payload;	/* other JSON; the pool frees them once signed */
+		char		*jws;		/* out: the compact JWS, or NULL */
+	} tok[SIGNJOB_MAXTOK];
+	size_t		 ntok;
+	const char	*errstr;	/* out: why signing failed (the rest unsigned), or NULL */
+	int		 cancelled;	/* out: the pool stopped before delivering it */
+	/* Called once, on the loop thread. */
+	void		(*done)(struct signjob *, void *arg);
+	void		*arg;
+	struct signjob	*next;		/* the pool's */
+};
+
+/* Start min(online CPUs, SIGNPOOL_MAXTHREADS) threads, at least one, with all signals
+ * blocked, whose results come back on base's loop. Exits (fatal) if it cannot. */
+struct signpool	*signpool_new(struct event_base *base);
+/* 1 if SIGNPOOL_MAXJOBS jobs are in flight; until the loop submits, the answer 0 holds. */
+int		 signpool_full(const struct signpool *);
+/* Queue sj (signpool_full must be 0); its done callback reports the outcome. */
+void		 signpool_submit(struct signpool *, struct signjob *sj);
+/* Stop and join the threads, call done with cancelled set for every job not yet
+ * delivered (it must not submit again), and free the pool. Call on the loop thread,
+ * with the loop stopped. */
+void		 signpool_free(struct signpool *);
+/* Free what a job still holds (inputs, signed tokens); the job itself is the caller's. */
+void		 signpool_job_clear(struct signjob *);
 
 /* server.c */
 /* Install the routes on m->http. */

@@ -520,15 +520,99 @@ token_assertion(struct evhttp_request *req, const char *assertion)
 	return payload;
 }
 
+/* The 200 token response: {"access_token", "token_type", "expires_in"}, then "scope",
+ * then for grants with an id token "refresh_token" and "id_token" (id_jws not NULL). */
+static void
+token_reply(struct evhttp_request *req, const char *at_jws, const char *id_jws,
+    json_t *scope, int default_scope, long long ttl)
+{
+	json_t *resp;
+	char *refresh;
+
+	resp = token_response(at_jws, ttl);
+	if (scope != NULL || default_scope)
+		json_object_set_new(resp, "scope", scope != NULL ? json_incref(scope) :
+		    json_string(DEFAULT_SCOPE));
+	if (id_jws != NULL) {
+		refresh = secret_uuid_v4();
+		json_object_set_new(resp, "refresh_token", json_string(refresh));
+		json_object_set_new(resp, "id_token", json_string(id_jws));
+		free(refresh);
+	}
+	http_reply_json(req, 200, resp);
+}
+
+/*
+ * A /token response waiting for the pool to sign its tokens. Between h_token and
+ * token_signed nothing touches req: libevent 2.1 stops reading the connection once the
+ * request is in, and should the connection fail anyway, it detaches the request
+ * (evcon NULL) instead of freeing it, and evhttp_send_reply then just frees it.
+ */
+struct token_job {
+	struct signjob		 sj;
+	struct evhttp_request	*req;
+	json_t			*scope;		/* the response's "scope", or NULL */
+	int			 default_scope;
+	long long		 ttl;		/* as it was when the claims were built */
+};
+
+static void
+token_job_free(struct token_job *tj)
+{
+	signpool_job_clear(&tj->sj);
+	json_decref(tj->scope);
+	free(tj);
+}
+
+/* signjob callback, on the loop: reply as h_token would have, or drop the request at
+ * shutdown (a detached one is ours to free; evhttp_free frees the others). */
+static void
+token_signed(struct signjob *sj, void *arg)
+{
+	struct token_job *tj = arg;
+
+	if (sj->cancelled) {
+		if (evhttp_request_get_connection(tj->req) == NULL)
+			evhttp_request_free(tj->req);
+	} else if (sj->errstr != NULL)
+		internal_error(tj->req, sj->errstr);
+	else
+		token_reply(tj->req, sj->tok[0].jws, sj->ntok > 1 ? sj->tok[1].jws : NULL,
+		    tj->scope, tj->default_scope, tj->ttl);
+	token_job_free(tj);
+}
+
+/* 1 if this response's tokens go to the pool: it is running and has room. */
+static int
+token_pooled(struct mock *m)
+{
+	return m->pool != NULL && !signpool_full(m->pool) && m->keys.n > 0;
+}
+
+/* Add one token to a job: the header for key k and a private copy of the claims. */
+static void
+token_job_add(struct signjob *sj, const struct mock_key *k, const json_t *claims)
+{
+	sj->tok[sj->ntok].pkey = k->pkey;
+	sj->tok[sj->ntok].alg = k->alg;
+	sj->tok[sj->ntok].header = token_header("JWT", k->kid, k->alg_name);
+	sj->tok[sj->ntok].payload = json_deep_copy(claims);
+	if (sj->tok[sj->ntok].payload == NULL)
+		fatalx("out of memory");
+	sj->ntok++;
+}
+
 static void
 h_token(struct mock *m, struct evhttp_request *req)
 {
-	json_t *body, *at = NULL, *idt = NULL, *resp = NULL, *v, *assertion = NULL;
+	json_t *body, *at = NULL, *idt = NULL, *v, *assertion = NULL;
 	json_t *scope, *client_id = NULL, *entry;
 	const char *grant, *errstr = NULL;
-	char *at_jws = NULL, *id_jws = NULL, *refresh = NULL;
+	char *at_jws = NULL, *id_jws = NULL;
+	struct mock_key *at_key = NULL, *id_key = NULL;
+	struct token_job *tj;
 	long long now = (long long)time(NULL);
-	int with_id = 0, default_scope = 0;
+	int with_id = 0, default_scope = 0, pooled;
 	size_t i;
 
 	if ((body = token_body(req)) == NULL)
@@ -603,14 +687,13 @@ h_token(struct mock *m, struct evhttp_request *req)
 	}
 	token_claims_merge(at, m->custom.at_claims);
 	token_claims_merge(at, m->custom.at_once);
-	if ((at_jws = mock_sign(&m->keys, "JWT", at, &errstr)) == NULL) {
+	/* Keys are taken and claims built here, in this order, whoever signs. */
+	if ((pooled = token_pooled(m)))
+		at_key = mock_keys_next(&m->keys);
+	else if ((at_jws = mock_sign(&m->keys, "JWT", at, &errstr)) == NULL) {
 		internal_error(req, errstr);
 		goto done;
 	}
-	resp = token_response(at_jws, m->ttl);
-	if (scope != NULL || default_scope)
-		json_object_set_new(resp, "scope", scope != NULL ? json_incref(scope) :
-		    json_string(DEFAULT_SCOPE));
 	if (with_id) {
 		idt = token_claims(m->issuer, now, m->ttl, NBF_SKEW);
 		json_object_set_new(idt, "sub", json_string(DEFAULT_SUB));
@@ -626,22 +709,33 @@ h_token(struct mock *m, struct evhttp_request *req)
 		}
 		token_claims_merge(idt, m->custom.id_claims);
 		token_claims_merge(idt, m->custom.id_once);
-		if ((id_jws = mock_sign(&m->keys, "JWT", idt, &errstr)) == NULL) {
+		if (pooled)
+			id_key = mock_keys_next(&m->keys);
+		else if ((id_jws = mock_sign(&m->keys, "JWT", idt, &errstr)) == NULL) {
 			internal_error(req, errstr);
 			goto done;
 		}
-		refresh = secret_uuid_v4();
-		json_object_set_new(resp, "refresh_token", json_string(refresh));
-		json_object_set_new(resp, "id_token", json_string(id_jws));
 	}
 	/* One-shot claims are spent by the response that carried them. */
 	json_decref(m->custom.at_once);
 	json_decref(m->custom.id_once);
 	m->custom.at_once = m->custom.id_once = NULL;
-	http_reply_json(req, 200, resp);
-	resp = NULL;
+	if (!pooled) {
+		token_reply(req, at_jws, id_jws, scope, default_scope, m->ttl);
+		goto done;
+	}
+	tj = xcalloc(1, sizeof(*tj));
+	tj->req = req;
+	tj->scope = scope != NULL ? json_incref(scope) : NULL;
+	tj->default_scope = default_scope;
+	tj->ttl = m->ttl;
+	token_job_add(&tj->sj, at_key, at);
+	if (with_id)
+		token_job_add(&tj->sj, id_key, idt);
+	tj->sj.done = token_signed;
+	tj->sj.arg = tj;
+	signpool_submit(m->pool, &tj->sj);
 done:
-	json_decref(resp);
 	json_decref(body);
 	json_decref(at);
 	json_decref(idt);
@@ -649,7 +743,6 @@ done:
 	json_decref(client_id);
 	free(at_jws);
 	free(id_jws);
-	free(refresh);
 }
 
 /* --- routing ------------------------------------------------------------------ */

@@ -1,0 +1,73 @@
+// oidc-provider.mjs: the npm oidc-provider as bench/idp/run.sh's peer for
+// client_credentials: in memory (its default MemoryAdapter), one confidential client
+// (client_credentials grant, client_secret_basic), RS256 JWT access tokens (RFC 9068)
+// through resource indicators, one RSA-2048 signing key made at start.
+//
+//   node oidc-provider.mjs PORT
+//
+// Environment: OP_CLIENT_ID [bench], OP_CLIENT_SECRET (required), OP_SCOPE [a b],
+// OP_AUDIENCE [https://api.example]. Listens on 127.0.0.1:PORT only and prints
+// "listening on http://127.0.0.1:PORT" when it accepts requests.
+import { generateKeyPairSync, createHash } from 'node:crypto';
+
+import Provider from 'oidc-provider';
+
+const port = Number(process.argv[2]);
+if (!Number.isInteger(port) || port <= 0) {
+  console.error('usage: node oidc-provider.mjs PORT');
+  process.exit(2);
+}
+const clientId = process.env.OP_CLIENT_ID || 'bench';
+const clientSecret = process.env.OP_CLIENT_SECRET;
+if (!clientSecret) {
+  console.error('oidc-provider.mjs: OP_CLIENT_SECRET must be set');
+  process.exit(2);
+}
+const scope = process.env.OP_SCOPE || 'a b';
+const audience = process.env.OP_AUDIENCE || 'https://api.example';
+const issuer = `http://127.0.0.1:${port}`;
+
+const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const jwk = privateKey.export({ format: 'jwk' });
+jwk.kid = createHash('sha256').update(jwk.n).digest('base64url').slice(0, 16);
+jwk.use = 'sig';
+jwk.alg = 'RS256';
+
+const provider = new Provider(issuer, {
+  clients: [{
+    client_id: clientId,
+    client_secret: clientSecret,
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+    scope,
+  }],
+  jwks: { keys: [jwk] },
+  scopes: ['openid', 'offline_access', ...scope.split(' ')],
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      // No resource parameter: the token is for our one API.
+      defaultResource: () => audience,
+      useGrantedResource: () => true,
+      getResourceServerInfo: () => ({
+        scope,
+        audience,
+        accessTokenTTL: 900,
+        accessTokenFormat: 'jwt',
+        jwt: { sign: { alg: 'RS256' } },
+      }),
+    },
+  },
+});
+provider.on('server_error', (ctx, err) => console.error('server_error', err));
+
+const server = provider.listen(port, '127.0.0.1', () => {
+  console.log(`listening on ${issuer}`);
+});
+const stop = () => server.close(() => process.exit(0));
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);

@@ -15,6 +15,7 @@ pkgs=(
 	postgresql postgresql-contrib
 	python3 python3-jwt python3-cryptography
 	curl ca-certificates openssl wrk procps
+	chromium
 )
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
@@ -32,6 +33,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 if [ "${1:-}" != "--no-npm" ]; then
-	# oauth2-mock-server (the reference mockidp is compared with), jose, openid-client.
+	# oauth2-mock-server (the reference mockidp is compared with), jose, openid-client,
+	# playwright-core (drives Debian's chromium in the browser test; downloads nothing).
 	(cd "$here/tests" && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # quickstart.sh: install, build and run idp on http://127.0.0.1:8080 against a throwaway
-# PostgreSQL, with a demo client; Ctrl-C stops idp and removes the database.
+# PostgreSQL, with a demo service client, a demo user and a demo web app on port 8081 to
+# sign in with; Ctrl-C stops everything and removes the database.
 # Usage: deploy/quickstart.sh            (as root, or with sudo available)
 # Environment: IDP_PORT (8080), IDP_DEMO_DIR (a new /tmp/idp-demo-* directory).
 set -euo pipefail
@@ -25,6 +26,7 @@ pguser=$([ "$(id -u)" -eq 0 ] && echo postgres || id -un)
 pgport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
 cleanup() {
+	[ -n "${rp_pid:-}" ] && kill "$rp_pid" 2>/dev/null
 	[ -n "${idp_pid:-}" ] && kill "$idp_pid" 2>/dev/null && wait "$idp_pid" 2>/dev/null
 	pg "$pgbin/pg_ctl" -D "$demo/pg" -m fast -w stop >/dev/null 2>&1 || true
 	rm -rf "$demo"
@@ -45,6 +47,14 @@ ctl migrate
 client=$(ctl client add --name demo --scope "read write" --audience https://api.example --json)
 cid=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["client_id"])' <<<"$client")
 csecret=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])' <<<"$client")
+# A person and a browser client, for the sign-in page.
+rpport=$((port + 1))
+echo "demo-password" | ctl user add --username demo --email demo@example.com \
+	--name "Demo User" --role admin --password-stdin >/dev/null
+web=$(ctl client add --name "Demo App" --grant authorization_code --grant refresh_token \
+	--redirect-uri "http://127.0.0.1:$rpport/callback" --first-party --json)
+wid=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["client_id"])' <<<"$web")
+wsecret=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])' <<<"$web")
 
 cat >"$demo/idp.conf" <<CONF
 # A demo configuration: see README.md for every key.
@@ -58,7 +68,11 @@ CONF
 cat <<MSG
 
 == idp is starting on http://127.0.0.1:$port (Ctrl-C stops it and removes the demo database)
-Demo client: $cid  secret: $csecret  (shown here once; only its Argon2id hash is stored)
+Sign in with a browser: open http://127.0.0.1:$rpport/ and click "Sign in with idp";
+idp's login page asks for username "demo", password "demo-password", then the demo
+app shows the ID token's claims and /userinfo.
+
+Service client: $cid  secret: $csecret  (shown here once; only its Argon2id hash is stored)
 
   curl -s http://127.0.0.1:$port/.well-known/openid-configuration
   curl -s http://127.0.0.1:$port/jwks
@@ -68,4 +82,10 @@ Demo client: $cid  secret: $csecret  (shown here once; only its Argon2id hash is
 MSG
 "$top/build/idp/idp" -c "$demo/idp.conf" &
 idp_pid=$!
+until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do
+	kill -0 "$idp_pid" 2>/dev/null || exit 1
+	sleep 0.1
+done
+python3 "$top/deploy/demo_rp.py" "http://127.0.0.1:$port" "$wid" "$wsecret" "$rpport" &
+rp_pid=$!
 wait "$idp_pid"

@@ -26,6 +26,16 @@ const struct config_key idp_config_keys[] = {
 	K("argon2_threads", CONFIG_INT, argon2_threads, "2", 1, 64),
 	K("argon2_queue", CONFIG_INT, argon2_queue, "64", 1, 100000),
 	K("cors_origins", CONFIG_STRING, cors_origins, "", 0, 0),
+	K("session_idle_ttl", CONFIG_DURATION, session_idle_ttl, "30m", 60, 30L * 86400),
+	K("session_absolute_ttl", CONFIG_DURATION, session_absolute_ttl, "12h", 60,
+	    365L * 86400),
+	K("auth_code_ttl", CONFIG_DURATION, auth_code_ttl, "60s", 5, 600),
+	K("allow_plain_pkce", CONFIG_BOOL, allow_plain_pkce, "no", 0, 0),
+	/* The token side (h_token.c): "0" for id_token_ttl is access_token_ttl. */
+	K("refresh_token_ttl", CONFIG_DURATION, refresh_token_ttl, "30d", 60,
+	    365L * 86400),
+	K("refresh_reuse_grace", CONFIG_DURATION, refresh_reuse_grace, "10s", 0, 300),
+	K("id_token_ttl", CONFIG_DURATION, id_token_ttl, "0", 0, 86400),
 };
 const size_t idp_config_nkeys = sizeof(idp_config_keys) / sizeof(idp_config_keys[0]);
 
@@ -87,6 +97,15 @@ idp_config_check(struct idp_config *c, char *err, size_t errlen)
 		    "jwks_max_age + key_publish_margin (%lds), so that the next key is "
 		    "published long enough before it signs", c->key_rotation_interval,
 		    c->jwks_max_age + c->key_publish_margin);
+		return -1;
+	}
+	if (c->id_token_ttl == 0)
+		c->id_token_ttl = c->access_token_ttl;
+	if (c->id_token_ttl > c->access_token_ttl) {
+		/* A retired key stays published for access_token_ttl (idp.h): a
+		 * longer-lived ID token could outlive its key in the JWKS. */
+		snprintf(err, errlen, "id_token_ttl (%lds) must not exceed "
+		    "access_token_ttl (%lds)", c->id_token_ttl, c->access_token_ttl);
 		return -1;
 	}
 	if (strcmp(c->log_level, "error") != 0 && strcmp(c->log_level, "warn") != 0 &&

@@ -51,9 +51,9 @@ static const char *ctl_grants[] = {
 static const char ctl_sql_client_insert[] =
 	"INSERT INTO clients (id, name, public, first_party, grants, scopes,"
 	" default_scopes, audiences, default_audience, redirect_uris,"
-	" post_logout_redirect_uris)"
+	" post_logout_redirect_uris, allow_plain_pkce)"
 	" VALUES ($1, $2, $3::boolean, $4::boolean, $5::text[], $6::text[], $7::text[],"
-	" $8::text[], $9, $10::text[], $11::text[])";
+	" $8::text[], $9, $10::text[], $11::text[], $12::boolean)";
 static const char ctl_sql_secret_insert[] =
 	"INSERT INTO client_secrets (client_id, hash) VALUES ($1, $2) RETURNING id";
 static const char ctl_sql_client_list[] =
@@ -293,7 +293,7 @@ struct ctl_add {
 	struct ctl_strs	 redirect_uris, post_logout_uris;
 	struct ctl_words words;		/* the split scope words */
 	const char	*default_audience;
-	int		 first_party, public, json;
+	int		 first_party, public, allow_plain_pkce, json;
 };
 
 /* Check a's options and fill in the defaults. CTL_OK or CTL_USAGE (reported). */
@@ -409,7 +409,7 @@ int
 ctl_client_add(struct ctl *c, int argc, char **argv)
 {
 	enum { O_NAME = 256, O_GRANT, O_SCOPE, O_DSCOPE, O_AUD, O_DAUD, O_REDIR,
-	    O_LOGOUT, O_FIRST, O_PUBLIC, O_JSON };
+	    O_LOGOUT, O_FIRST, O_PUBLIC, O_PLAIN, O_JSON };
 	static const struct option longopts[] = {
 		{ "name", required_argument, NULL, O_NAME },
 		{ "grant", required_argument, NULL, O_GRANT },
@@ -421,12 +421,13 @@ ctl_client_add(struct ctl *c, int argc, char **argv)
 		{ "post-logout-redirect-uri", required_argument, NULL, O_LOGOUT },
 		{ "first-party", no_argument, NULL, O_FIRST },
 		{ "public", no_argument, NULL, O_PUBLIC },
+		{ "allow-plain-pkce", no_argument, NULL, O_PLAIN },
 		{ "json", no_argument, NULL, O_JSON },
 		{ NULL, 0, NULL, 0 },
 	};
 	static const char cmd[] = "client add";
 	struct ctl_add a;
-	const char *params[11], *bad;
+	const char *params[12], *bad;
 	char *id = NULL, *secret = NULL, *arrays[6], hash[SECRET_HASH_MAX];
 	PGresult *res;
 	size_t i;
@@ -476,6 +477,9 @@ ctl_client_add(struct ctl *c, int argc, char **argv)
 		case O_PUBLIC:
 			a.public = 1;
 			break;
+		case O_PLAIN:
+			a.allow_plain_pkce = 1;
+			break;
 		case O_JSON:
 			a.json = 1;
 			break;
@@ -514,9 +518,10 @@ ctl_client_add(struct ctl *c, int argc, char **argv)
 	params[8] = a.default_audience;
 	params[9] = arrays[4];
 	params[10] = arrays[5];
+	params[11] = a.allow_plain_pkce ? "true" : "false";
 
 	if (ctl_db_begin(c) == -1 ||
-	    ctl_db_cmd(c, cmd, ctl_sql_client_insert, 11, params) == -1)
+	    ctl_db_cmd(c, cmd, ctl_sql_client_insert, 12, params) == -1)
 		goto done;
 	if (secret != NULL) {
 		params[1] = hash;

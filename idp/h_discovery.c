@@ -31,8 +31,7 @@ h_discovery_init(struct worker *w, const struct idp_config *conf)
 	char *s, *u;
 
 	/* Only what is implemented: a relying party must be able to trust every
-	 * member. The authorization endpoint (and with it response types other than
-	 * none) comes later; the list stays empty until then. */
+	 * member. */
 	json_object_set_new(d, "issuer", json_string(conf->issuer));
 	u = endpoint(conf, "/token");
 	json_object_set_new(d, "token_endpoint", json_string(u));
@@ -40,11 +39,47 @@ h_discovery_init(struct worker *w, const struct idp_config *conf)
 	u = endpoint(conf, "/jwks");
 	json_object_set_new(d, "jwks_uri", json_string(u));
 	free(u);
-	json_object_set_new(d, "grant_types_supported", json_pack("[s]",
-	    "client_credentials"));
-	json_object_set_new(d, "token_endpoint_auth_methods_supported", json_pack("[ss]",
-	    "client_secret_basic", "client_secret_post"));
-	json_object_set_new(d, "response_types_supported", json_array());
+	/* The token side (h_token.c, h_userinfo.c, h_introspect.c, h_revoke.c). The
+	 * password grant is listed although only the clients an administrator gives
+	 * it may use it; "none" is how public clients authenticate (with PKCE). */
+	json_object_set_new(d, "grant_types_supported", json_pack("[ssss]",
+	    "authorization_code", "refresh_token", "client_credentials", "password"));
+	json_object_set_new(d, "token_endpoint_auth_methods_supported", json_pack("[sss]",
+	    "client_secret_basic", "client_secret_post", "none"));
+	u = endpoint(conf, "/userinfo");
+	json_object_set_new(d, "userinfo_endpoint", json_string(u));
+	free(u);
+	u = endpoint(conf, "/introspect");
+	json_object_set_new(d, "introspection_endpoint", json_string(u));
+	free(u);
+	json_object_set_new(d, "introspection_endpoint_auth_methods_supported",
+	    json_pack("[ss]", "client_secret_basic", "client_secret_post"));
+	u = endpoint(conf, "/revoke");
+	json_object_set_new(d, "revocation_endpoint", json_string(u));
+	free(u);
+	json_object_set_new(d, "revocation_endpoint_auth_methods_supported",
+	    json_pack("[sss]", "client_secret_basic", "client_secret_post", "none"));
+	/* The browser side (h_authorize.c, h_logout.c). */
+	u = endpoint(conf, "/authorize");
+	json_object_set_new(d, "authorization_endpoint", json_string(u));
+	free(u);
+	u = endpoint(conf, "/logout");
+	json_object_set_new(d, "end_session_endpoint", json_string(u));
+	free(u);
+	json_object_set_new(d, "response_types_supported", json_pack("[s]", "code"));
+	json_object_set_new(d, "response_modes_supported", json_pack("[s]", "query"));
+	json_object_set_new(d, "code_challenge_methods_supported",
+	    conf->allow_plain_pkce ? json_pack("[ss]", "S256", "plain") :
+	    json_pack("[s]", "S256"));
+	json_object_set_new(d, "scopes_supported", json_pack("[ssss]", "openid",
+	    "profile", "email", "offline_access"));
+	json_object_set_new(d, "claims_supported", json_pack("[ssssssssssssss]", "sub",
+	    "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "name",
+	    "preferred_username", "email", "email_verified", "roles"));
+	json_object_set_new(d, "prompt_values_supported", json_pack("[sss]", "none",
+	    "login", "consent"));
+	json_object_set_new(d, "authorization_response_iss_parameter_supported",
+	    json_true());
 	json_object_set_new(d, "subject_types_supported", json_pack("[s]", "public"));
 	json_object_set_new(d, "id_token_signing_alg_values_supported",
 	    json_pack("[s]", conf->signing_alg));

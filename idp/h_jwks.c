@@ -110,6 +110,28 @@ h_jwks_loaded(void)
 	return jwks_doc != NULL;
 }
 
+json_t *
+h_jwks_find(const char *kid)
+{
+	json_error_t jerr;
+	json_t *doc, *k, *found = NULL;
+	size_t i;
+
+	if (jwks_doc == NULL || kid == NULL)
+		return NULL;
+	if ((doc = json_loadb(jwks_doc->data, jwks_doc->len, 0, &jerr)) == NULL)
+		return NULL;
+	json_array_foreach(json_object_get(doc, "keys"), i, k) {
+		if (json_is_string(json_object_get(k, "kid")) &&
+		    strcmp(json_string_value(json_object_get(k, "kid")), kid) == 0) {
+			found = json_incref(k);
+			break;
+		}
+	}
+	json_decref(doc);
+	return found;
+}
+
 void
 h_jwks_render_metrics(struct evbuffer *out, long long now)
 {

@@ -22,6 +22,16 @@ struct idp_config {
 	long	 argon2_threads;		/* hashing threads per worker */
 	long	 argon2_queue;			/* waiting hashes per worker before 503 */
 	char	*cors_origins;			/* space-separated origins, "" = none */
+	/* The browser side (h_authorize.c, h_login.c, session.c). */
+	long	 session_idle_ttl;		/* seconds a session lives unused */
+	long	 session_absolute_ttl;		/* seconds a session lives at most */
+	long	 auth_code_ttl;			/* seconds an authorization code lives */
+	int	 allow_plain_pkce;		/* PKCE "plain" for clients that allow it */
+	/* The token side (h_token.c). */
+	long	 refresh_token_ttl;		/* seconds a refresh token lives */
+	long	 refresh_reuse_grace;		/* seconds a rotated refresh token still
+						 * gets its successor (concurrency) */
+	long	 id_token_ttl;			/* seconds; 0 in the file: access_token_ttl */
 };
 
 extern const struct config_key	idp_config_keys[];
@@ -30,7 +40,8 @@ extern const size_t		idp_config_nkeys;
 /* Load and check the configuration (defaults, file, IDP_* environment). Checks what the
  * table cannot: issuer is an absolute http(s) URL without a trailing slash, listen is
  * host:port, signing_alg is supported, key_rotation_interval >= jwks_max_age +
- * key_publish_margin, access_token_ttl > 0. -1 with a message in err on error. */
+ * key_publish_margin, access_token_ttl > 0, id_token_ttl <= access_token_ttl
+ * (0 becomes access_token_ttl). -1 with a message in err on error. */
 int	idp_config_load(struct idp_config *c, const char *path, char *err, size_t errlen);
 void	idp_config_free(struct idp_config *c);
 

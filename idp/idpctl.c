@@ -48,6 +48,8 @@ static const char ctl_help_text[] =
 "        --public               no secret (browser or native app; PKCE required);\n"
 "                               needs authorization_code (then the default grant)\n"
 "                               and may not have client_credentials or password\n"
+"        --allow-plain-pkce     accept PKCE's \"plain\" method (legacy clients; the\n"
+"                               server's allow_plain_pkce must be on as well)\n"
 "        --json                 print {\"client_id\", \"client_secret\", \"name\"}\n"
 "  client list [--json]\n"
 "  client show ID [--json]\n"

@@ -95,9 +95,12 @@ static const struct {
 	    "SELECT id, emergency FROM key_rotation_requests WHERE done_at IS NULL "
 	    "ORDER BY id FOR UPDATE" },
 	[KS_INSERT] = { "ks_insert",
+	    /* clock_timestamp(), not now(): the transaction may have begun well
+	     * before (key generation runs inside it), and a key counts as
+	     * published from its insertion, just before the commit. */
 	    "INSERT INTO signing_keys (kid, alg, state, public_jwk, private_enc, nonce, "
-	    "activated_at) VALUES ($1, $2, $3::text, $4::jsonb, $5, $6, "
-	    "CASE WHEN $3::text = 'active' THEN now() END)" },
+	    "created_at, activated_at) VALUES ($1, $2, $3::text, $4::jsonb, $5, $6, "
+	    "clock_timestamp(), CASE WHEN $3::text = 'active' THEN now() END)" },
 	/* $2: seconds the key stays published; $3: withdraw it from the JWKS now. */
 	[KS_RETIRE] = { "ks_retire",
 	    "UPDATE signing_keys SET state = 'retired', retired_at = now(), "

@@ -43,11 +43,21 @@ static const char *metrics_route_names[MR__COUNT] = {
 	[MR_HEALTHZ] = "healthz",
 	[MR_READYZ] = "readyz",
 	[MR_METRICS] = "metrics",
+	[MR_AUTHORIZE] = "authorize",
+	[MR_LOGIN] = "login",
+	[MR_CONSENT] = "consent",
+	[MR_LOGOUT] = "logout",
+	[MR_USERINFO] = "userinfo",
+	[MR_INTROSPECT] = "introspect",
+	[MR_REVOKE] = "revoke",
 	[MR_NOT_FOUND] = "not_found",
 };
 
 static const char *metrics_grant_names[MG__COUNT] = {
 	[MG_CLIENT_CREDENTIALS] = "client_credentials",
+	[MG_AUTHORIZATION_CODE] = "authorization_code",
+	[MG_REFRESH_TOKEN] = "refresh_token",
+	[MG_PASSWORD] = "password",
 };
 
 struct metrics_slot {

@@ -16,6 +16,13 @@ enum metrics_route {
 	MR_HEALTHZ,
 	MR_READYZ,
 	MR_METRICS,
+	MR_AUTHORIZE,
+	MR_LOGIN,
+	MR_CONSENT,
+	MR_LOGOUT,
+	MR_USERINFO,
+	MR_INTROSPECT,
+	MR_REVOKE,
 	MR_NOT_FOUND,
 	MR__COUNT
 };
@@ -23,6 +30,9 @@ enum metrics_route {
 /* Grant labels of idp_tokens_issued_total. */
 enum metrics_grant {
 	MG_CLIENT_CREDENTIALS = 0,
+	MG_AUTHORIZATION_CODE,
+	MG_REFRESH_TOKEN,
+	MG_PASSWORD,
 	MG__COUNT
 };
 

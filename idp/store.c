@@ -36,6 +36,21 @@
 #define STORE_SWEEP_MS			250
 #define STORE_MAX_QUEUE			4096
 
+/* The token side's helpers: a user's STORE_UC_* columns (users u), and the CTE "j" that
+ * puts the unexpired access tokens of the families revoked in CTE "f" into
+ * revoked_jtis (those issued with the family's refresh tokens and with its code). */
+#define STORE_SQL_USER_COLS \
+	"u.id, u.username, u.name, u.email, u.email_verified, " \
+	"array_to_json(u.roles)::text, u.disabled"
+#define STORE_SQL_FAMILY_JTIS \
+	"j AS (INSERT INTO revoked_jtis (jti, client_id, expires_at) " \
+	"SELECT * FROM (SELECT t.access_jti, t.client_id, t.access_expires_at " \
+	"FROM refresh_tokens t WHERE t.family_id IN (SELECT id FROM f) " \
+	"AND t.access_jti IS NOT NULL AND t.access_expires_at > now() UNION " \
+	"SELECT a.access_jti, a.client_id, a.access_expires_at FROM auth_codes a " \
+	"WHERE a.family_id IN (SELECT id FROM f) AND a.access_jti IS NOT NULL " \
+	"AND a.access_expires_at > now()) x ON CONFLICT DO NOTHING RETURNING 1) "
+
 static const struct store_statement {
 	const char	*name;
 	const char	*sql;
@@ -49,7 +64,211 @@ static const struct store_statement {
 	    "WHERE s.client_id = c.id AND s.revoked_at IS NULL), '[]') "
 	    "FROM clients c WHERE c.id = $1", 1 },
 	[STORE_LISTEN_CLIENTS] = { "listen_clients", "LISTEN idp_clients", 0 },
+
+	/* ---- the browser side (store.h says what each takes and gives) ---- */
+	[STORE_BR_CLIENT_GET] = { "br_client_get",
+	    "SELECT id, name, public, disabled, first_party, allow_plain_pkce, "
+	    "array_to_json(grants)::text, array_to_json(scopes)::text, "
+	    "array_to_json(redirect_uris)::text, "
+	    "array_to_json(post_logout_redirect_uris)::text "
+	    "FROM clients WHERE id = $1", 1 },
+	[STORE_BR_SESSION_GET] = { "br_session_get",
+	    "WITH s AS (UPDATE sessions SET last_seen_at = now() "
+	    "WHERE id_hash = decode($1, 'hex') AND ended_at IS NULL "
+	    "AND absolute_expires_at > now() "
+	    "AND last_seen_at > now() - $2::integer * interval '1 second' "
+	    "RETURNING user_id, auth_time) "
+	    "SELECT s.user_id, floor(extract(epoch FROM s.auth_time))::bigint, u.username, "
+	    "(SELECT array_to_json(c.scopes)::text FROM consents c "
+	    "WHERE c.user_id = s.user_id AND c.client_id = $3) "
+	    "FROM s JOIN users u ON u.id = s.user_id WHERE NOT u.disabled", 3 },
+	[STORE_BR_SESSION_NEW] = { "br_session_new",
+	    "WITH e AS (UPDATE sessions SET ended_at = now() "
+	    "WHERE id_hash = decode($4, 'hex') AND ended_at IS NULL RETURNING id_hash), "
+	    "n AS (INSERT INTO sessions (id_hash, user_id, auth_time, "
+	    "absolute_expires_at) VALUES (decode($1, 'hex'), $2, now(), "
+	    "now() + $3::integer * interval '1 second') RETURNING auth_time), "
+	    "f AS (UPDATE refresh_families SET session_id_hash = decode($1, 'hex') "
+	    "WHERE session_id_hash IN (SELECT id_hash FROM e) AND user_id = $2 "
+	    "AND revoked_at IS NULL), "
+	    "d AS (DELETE FROM login_failures WHERE key_hash = "
+	    "sha256(convert_to('pair:' || $7 || ':' || lower($6), 'UTF8'))) "
+	    "SELECT floor(extract(epoch FROM n.auth_time))::bigint, "
+	    "(SELECT array_to_json(c.scopes)::text FROM consents c "
+	    "WHERE c.user_id = $2 AND c.client_id = $5) FROM n", 7 },
+	[STORE_BR_SESSION_END] = { "br_session_end",
+	    "WITH s AS (UPDATE sessions SET ended_at = now() "
+	    "WHERE id_hash = decode($1, 'hex') AND ended_at IS NULL RETURNING 1), "
+	    "f AS (UPDATE refresh_families SET revoked_at = now(), "
+	    "revoke_reason = 'logout' WHERE session_id_hash = decode($1, 'hex') "
+	    "AND revoked_at IS NULL RETURNING 1) "
+	    "SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM f)", 1 },
+	[STORE_BR_AUTHZ_NEW] = { "br_authz_new",
+	    "WITH gc AS (DELETE FROM authorization_requests WHERE id_hash IN "
+	    "(SELECT id_hash FROM authorization_requests WHERE expires_at < now() "
+	    "LIMIT 16)) "
+	    "INSERT INTO authorization_requests (id_hash, browser_hash, client_id, "
+	    "params, expires_at) VALUES (decode($1, 'hex'), decode($2, 'hex'), $3, "
+	    "$4::jsonb, now() + $5::integer * interval '1 second')", 5 },
+	[STORE_BR_AUTHZ_GET] = { "br_authz_get",
+	    "SELECT client_id, params::text, extract(epoch FROM created_at)::bigint "
+	    "FROM authorization_requests WHERE id_hash = decode($1, 'hex') "
+	    "AND browser_hash = decode($2, 'hex') AND expires_at > now()", 2 },
+	[STORE_BR_CONSENT_SAVE] = { "br_consent_save",
+	    "INSERT INTO consents (user_id, client_id, scopes) "
+	    "VALUES ($1, $2, ARRAY(SELECT DISTINCT x FROM "
+	    "unnest(string_to_array($3, ' ')) AS t(x) ORDER BY x)) "
+	    "ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = "
+	    "ARRAY(SELECT DISTINCT x FROM unnest(consents.scopes || EXCLUDED.scopes) "
+	    "AS t(x) ORDER BY x), granted_at = now()", 3 },
+	[STORE_BR_CODE_NEW] = { "br_code_new",
+	    "WITH d AS (DELETE FROM authorization_requests "
+	    "WHERE id_hash = decode($12, 'hex')) "
+	    "INSERT INTO auth_codes (code_hash, client_id, user_id, session_id_hash, "
+	    "redirect_uri, scope, nonce, code_challenge, code_challenge_method, "
+	    "auth_time, expires_at) VALUES (decode($1, 'hex'), $2, $3, "
+	    "decode(NULLIF($4, ''), 'hex'), $5, $6, NULLIF($7, ''), NULLIF($8, ''), "
+	    "NULLIF($9, ''), to_timestamp($10::bigint), "
+	    "now() + $11::integer * interval '1 second')", 12 },
+	[STORE_BR_USER_LOGIN] = { "br_user_login",
+	    "WITH k(kind, h) AS (VALUES "
+	    "('acct', sha256(convert_to('acct:' || lower($1), 'UTF8'))), "
+	    "('pair', sha256(convert_to('pair:' || $2 || ':' || lower($1), 'UTF8'))), "
+	    "('addr', sha256(convert_to('addr:' || $2, 'UTF8')))), "
+	    "f AS (SELECT k.kind, l.failures, ceil(extract(epoch FROM l.window_start + "
+	    "$3::integer * interval '1 second' - now()))::bigint AS left_s "
+	    "FROM k JOIN login_failures l ON l.key_hash = k.h "
+	    "WHERE l.window_start > now() - $3::integer * interval '1 second') "
+	    "SELECT u.id, u.username, u.password_hash, u.disabled, "
+	    "(SELECT failures FROM f WHERE kind = 'acct'), "
+	    "(SELECT left_s FROM f WHERE kind = 'acct'), "
+	    "(SELECT failures FROM f WHERE kind = 'pair'), "
+	    "(SELECT left_s FROM f WHERE kind = 'pair'), "
+	    "(SELECT failures FROM f WHERE kind = 'addr'), "
+	    "(SELECT left_s FROM f WHERE kind = 'addr') "
+	    "FROM (SELECT 1) AS one LEFT JOIN users u ON "
+	    "(position('@' in $1) = 0 AND lower(u.username) = lower($1)) OR "
+	    "(position('@' in $1) > 0 AND lower(u.email) = lower($1))", 3 },
+	[STORE_BR_LOGIN_FAILED] = { "br_login_failed",
+	    "WITH k(h) AS (VALUES "
+	    "(sha256(convert_to('acct:' || lower($1), 'UTF8'))), "
+	    "(sha256(convert_to('pair:' || $2 || ':' || lower($1), 'UTF8'))), "
+	    "(sha256(convert_to('addr:' || $2, 'UTF8')))), "
+	    "gc AS (DELETE FROM login_failures WHERE key_hash IN (SELECT key_hash "
+	    "FROM login_failures WHERE window_start < now() - $3::integer * "
+	    "interval '1 second' AND key_hash NOT IN (SELECT h FROM k) LIMIT 16)) "
+	    "INSERT INTO login_failures (key_hash, window_start, failures) "
+	    "SELECT h, now(), 1 FROM k ON CONFLICT (key_hash) DO UPDATE SET "
+	    "failures = CASE WHEN login_failures.window_start > now() - "
+	    "$3::integer * interval '1 second' THEN login_failures.failures + 1 "
+	    "ELSE 1 END, "
+	    "window_start = CASE WHEN login_failures.window_start > now() - "
+	    "$3::integer * interval '1 second' THEN login_failures.window_start "
+	    "ELSE now() END", 3 },
+
+	/* ---- the token side (store.h says what each takes and gives) ---- */
+	[STORE_TK_CODE_REDEEM] = { "tk_code_redeem",
+	    "WITH a AS (UPDATE auth_codes SET used_at = now(), access_jti = $3, "
+	    "access_expires_at = to_timestamp($4::bigint), family_id = NULLIF($5, '') "
+	    "WHERE code_hash = decode($1, 'hex') AND client_id = $2 "
+	    "AND used_at IS NULL AND expires_at > now() "
+	    "RETURNING user_id, session_id_hash, redirect_uri, scope, nonce, "
+	    "code_challenge, code_challenge_method, auth_time), "
+	    "f AS (INSERT INTO refresh_families (id, client_id, user_id, "
+	    "session_id_hash) SELECT $5, $2, user_id, session_id_hash FROM a "
+	    "WHERE $5 <> '') "
+	    "SELECT " STORE_SQL_USER_COLS ", a.redirect_uri, a.scope, a.nonce, "
+	    "a.code_challenge, a.code_challenge_method, "
+	    "floor(extract(epoch FROM a.auth_time))::bigint "
+	    "FROM a JOIN users u ON u.id = a.user_id", 5 },
+	[STORE_TK_CODE_REPLAY] = { "tk_code_replay",
+	    "WITH c AS (SELECT family_id, access_jti, access_expires_at, client_id "
+	    "FROM auth_codes WHERE code_hash = decode($1, 'hex') "
+	    "AND used_at IS NOT NULL), "
+	    "f AS (UPDATE refresh_families SET revoked_at = now(), "
+	    "revoke_reason = 'code_replay' WHERE id IN (SELECT family_id FROM c) "
+	    "AND revoked_at IS NULL RETURNING id), "
+	    "j AS (INSERT INTO revoked_jtis (jti, client_id, expires_at) "
+	    "SELECT * FROM (SELECT access_jti, client_id, access_expires_at FROM c "
+	    "WHERE access_jti IS NOT NULL AND access_expires_at > now() UNION "
+	    "SELECT t.access_jti, t.client_id, t.access_expires_at "
+	    "FROM refresh_tokens t WHERE t.family_id IN (SELECT family_id FROM c) "
+	    "AND t.access_jti IS NOT NULL AND t.access_expires_at > now()) x "
+	    "ON CONFLICT DO NOTHING RETURNING 1) "
+	    "SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM f), "
+	    "(SELECT count(*) FROM j)", 1 },
+	[STORE_TK_REFRESH_FIRST] = { "tk_refresh_first",
+	    "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, "
+	    "scope, auth_time, expires_at) SELECT decode($1, 'hex'), $2, $3, $4, $5, "
+	    "to_timestamp($6::bigint), now() + $7::bigint * interval '1 second' "
+	    "WHERE EXISTS (SELECT 1 FROM refresh_families WHERE id = $2 "
+	    "AND revoked_at IS NULL)", 7 },
+	[STORE_TK_FAMILY_START] = { "tk_family_start",
+	    "WITH f AS (INSERT INTO refresh_families (id, client_id, user_id) "
+	    "VALUES ($1, $2, $3) RETURNING id) "
+	    "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, "
+	    "scope, auth_time, expires_at, access_jti, access_expires_at) "
+	    "SELECT decode($4, 'hex'), f.id, $2, $3, $5, to_timestamp($6::bigint), "
+	    "now() + $7::bigint * interval '1 second', $8, to_timestamp($9::bigint) "
+	    "FROM f", 9 },
+	[STORE_TK_REFRESH_GET] = { "tk_refresh_get",
+	    "SELECT " STORE_SQL_USER_COLS ", t.family_id, t.client_id, t.scope, "
+	    "floor(extract(epoch FROM t.auth_time))::bigint, "
+	    "t.expires_at > now() AND t.revoked_at IS NULL AND f.revoked_at IS NULL, "
+	    "t.used_at IS NOT NULL, "
+	    "COALESCE(extract(epoch FROM now() - t.used_at), 0)::float8, "
+	    "encode(t.successor_enc, 'hex'), "
+	    "floor(extract(epoch FROM t.created_at))::bigint, "
+	    "floor(extract(epoch FROM t.expires_at))::bigint "
+	    "FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id "
+	    "JOIN users u ON u.id = t.user_id WHERE t.token_hash = decode($1, 'hex')", 1 },
+	[STORE_TK_REFRESH_ROTATE] = { "tk_refresh_rotate",
+	    "WITH o AS (UPDATE refresh_tokens t SET used_at = now(), "
+	    "successor_hash = decode($2, 'hex'), successor_enc = decode($3, 'hex') "
+	    "WHERE t.token_hash = decode($1, 'hex') AND t.used_at IS NULL "
+	    "AND t.revoked_at IS NULL AND t.expires_at > now() "
+	    "AND EXISTS (SELECT 1 FROM refresh_families f WHERE f.id = t.family_id "
+	    "AND f.revoked_at IS NULL) "
+	    "RETURNING t.family_id, t.client_id, t.user_id, t.scope, t.auth_time) "
+	    "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, "
+	    "scope, auth_time, expires_at, access_jti, access_expires_at) "
+	    "SELECT decode($2, 'hex'), family_id, client_id, user_id, scope, "
+	    "auth_time, now() + $4::bigint * interval '1 second', $5, "
+	    "to_timestamp($6::bigint) FROM o", 6 },
+	[STORE_TK_FAMILY_REVOKE] = { "tk_family_revoke",
+	    "WITH f AS (UPDATE refresh_families SET revoked_at = now(), "
+	    "revoke_reason = $2 WHERE id = $1 AND revoked_at IS NULL RETURNING id), "
+	    STORE_SQL_FAMILY_JTIS
+	    "SELECT (SELECT count(*) FROM f), (SELECT count(*) FROM j)", 2 },
+	[STORE_TK_REFRESH_REVOKE] = { "tk_refresh_revoke",
+	    "WITH f AS (UPDATE refresh_families SET revoked_at = now(), "
+	    "revoke_reason = $3 WHERE id = (SELECT family_id FROM refresh_tokens "
+	    "WHERE token_hash = decode($1, 'hex') AND client_id = $2) "
+	    "AND revoked_at IS NULL RETURNING id), "
+	    STORE_SQL_FAMILY_JTIS
+	    "SELECT (SELECT count(*) FROM f), (SELECT count(*) FROM j)", 3 },
+	[STORE_TK_USER_GET] = { "tk_user_get",
+	    "SELECT " STORE_SQL_USER_COLS " FROM users u WHERE u.id = $1", 1 },
+	[STORE_TK_JTI_REVOKE] = { "tk_jti_revoke",
+	    "INSERT INTO revoked_jtis (jti, client_id, expires_at) "
+	    "VALUES ($1, NULLIF($2, ''), to_timestamp($3::bigint)) "
+	    "ON CONFLICT DO NOTHING", 3 },
+	[STORE_TK_JTI_GET] = { "tk_jti_get",
+	    "SELECT floor(extract(epoch FROM expires_at))::bigint FROM revoked_jtis "
+	    "WHERE jti = $1", 1 },
+	[STORE_TK_JTI_LOAD] = { "tk_jti_load",
+	    "SELECT jti, floor(extract(epoch FROM expires_at))::bigint FROM revoked_jtis "
+	    "WHERE expires_at > now()", 0 },
+	[STORE_LISTEN_REVOCATIONS] = { "listen_revocations", "LISTEN idp_revocations",
+	    0 },
 };
+
+/* The LISTEN statements, run after every statement is prepared on each connection. */
+static const enum store_stmt store_listens[] = {
+	STORE_LISTEN_CLIENTS,
+	STORE_LISTEN_REVOCATIONS,
+};
+#define STORE_NLISTENS	(sizeof(store_listens) / sizeof(store_listens[0]))
 
 enum store_state {
 	ST_DOWN,	/* no connection; retry timer pending */
@@ -244,13 +463,14 @@ store_setup_next(struct store *st)
 	char buf[256];
 	int r;
 
-	/* Steps 0 .. STORE__COUNT-1 prepare; step STORE__COUNT runs LISTEN. */
+	/* Steps 0 .. STORE__COUNT-1 prepare; the steps after them run each LISTEN of
+	 * store_listens. */
 	if (st->setup_step < STORE__COUNT) {
 		s = &store_statements[st->setup_step];
 		r = PQsendPrepare(st->conn, s->name, s->sql, s->nparams, NULL);
 	} else
-		r = PQsendQueryPrepared(st->conn,
-		    store_statements[STORE_LISTEN_CLIENTS].name, 0, NULL, NULL, NULL, 0);
+		r = PQsendQueryPrepared(st->conn, store_statements[store_listens[
+		    st->setup_step - STORE__COUNT]].name, 0, NULL, NULL, NULL, 0);
 	if (r == 0) {
 		store_lost(st, store_errmsg(st, buf, sizeof(buf)));
 		return -1;
@@ -381,8 +601,9 @@ store_complete(struct store *st)
 			char msg[200];
 
 			snprintf(buf, sizeof(buf), "setting up %s: %s",
-			    st->setup_step < STORE__COUNT ?
-			    store_statements[st->setup_step].name : "LISTEN",
+			    store_statements[st->setup_step < STORE__COUNT ?
+			    st->setup_step : (int)store_listens[st->setup_step -
+			    STORE__COUNT]].name,
 			    store_oneline(msg, sizeof(msg), res != NULL ?
 			    PQresultErrorMessage(res) : "no result"));
 			PQclear(res);
@@ -392,7 +613,7 @@ store_complete(struct store *st)
 			return;
 		}
 		PQclear(res);
-		if (++st->setup_step <= STORE__COUNT) {
+		if (++st->setup_step < STORE__COUNT + (int)STORE_NLISTENS) {
 			store_setup_next(st);
 			return;
 		}

@@ -52,6 +52,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "accesstoken.h"
 #include "b64url.h"
 #include "clients.h"
 #include "hashpool.h"
@@ -59,6 +60,7 @@
 #include "idp.h"
 #include "log.h"
 #include "metrics.h"
+#include "revocation.h"
 #include "secret.h"
 #include "signclient.h"
 #include "store.h"
@@ -113,6 +115,7 @@ struct worker {
 	struct signclient	*signer;
 	struct hashpool		*hashpool;
 	struct clients		*clients;
+	struct revocation	*revocation;	/* revoked access tokens */
 	struct limiter		*limit_client;
 	struct limiter		*limit_addr;
 	char			*www_authenticate;
@@ -691,6 +694,15 @@ static const struct route {
 	{ "/.well-known/jwks.json", MR_JWKS, M_GET, 1, 0, h_jwks },
 	{ "/.well-known/openid-configuration/jwks", MR_JWKS, M_GET, 1, 0, h_jwks },
 	{ "/token", MR_TOKEN, M_POST, 1, 1, h_token },
+	/* The browser side: never CORS; the pages set their own headers. */
+	{ "/authorize", MR_AUTHORIZE, M_GET | M_POST, 0, 1, h_authorize },
+	{ "/login", MR_LOGIN, M_POST, 0, 1, h_login },
+	{ "/consent", MR_CONSENT, M_POST, 0, 1, h_consent },
+	{ "/logout", MR_LOGOUT, M_GET | M_POST, 0, 1, h_logout },
+	/* The token side. */
+	{ "/userinfo", MR_USERINFO, M_GET | M_POST, 1, 1, h_userinfo },
+	{ "/introspect", MR_INTROSPECT, M_POST, 1, 1, h_introspect },
+	{ "/revoke", MR_REVOKE, M_POST, 1, 1, h_revoke },
 	{ "/healthz", MR_HEALTHZ, M_GET, 0, 1, h_healthz },
 	{ "/readyz", MR_READYZ, M_GET, 0, 1, h_readyz },
 	{ "/metrics", MR_METRICS, M_GET, 0, 1, h_metrics },
@@ -723,7 +735,8 @@ cors_allowed(struct worker *w, const char *origin)
 static void
 route_allow(const struct route *rt, struct worker *w, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s%s", rt->methods == M_POST ? "POST" : "GET, HEAD",
+	snprintf(buf, len, "%s%s", rt->methods == M_POST ? "POST" :
+	    rt->methods == M_GET ? "GET, HEAD" : "GET, HEAD, POST",
 	    rt->cors && w->ncors > 0 ? ", OPTIONS" : "");
 }
 
@@ -806,6 +819,9 @@ struct clients *worker_clients(struct worker *w) { return w->clients; }
 struct signclient *worker_signer(struct worker *w) { return w->signer; }
 struct limiter *worker_limiter_client(struct worker *w) { return w->limit_client; }
 struct limiter *worker_limiter_addr(struct worker *w) { return w->limit_addr; }
+struct store *worker_store(struct worker *w) { return w->store; }
+struct hashpool *worker_hashpool(struct worker *w) { return w->hashpool; }
+struct revocation *worker_revocation(struct worker *w) { return w->revocation; }
 struct event_base *worker_base(struct worker *w) { return w->base; }
 int worker_db_up(struct worker *w) { return store_up(w->store); }
 int worker_signer_up(struct worker *w) { return signclient_up(w->signer); }
@@ -821,7 +837,8 @@ worker_notify_cb(const char *channel, const char *payload, void *arg)
 	if (strcmp(channel, "idp_clients") == 0 && payload != NULL) {
 		log_debug("client %s changed", payload);
 		clients_invalidate(w->clients, payload);
-	}
+	} else if (strcmp(channel, "idp_revocations") == 0 && payload != NULL)
+		revocation_notify(w->revocation, payload);
 }
 
 static void
@@ -830,8 +847,11 @@ worker_db_state_cb(int up, void *arg)
 	struct worker *w = arg;
 
 	/* Notifications may have been missed while the connection was down. */
-	if (up)
+	if (up) {
 		clients_flush(w->clients);
+		revocation_sync(w->revocation);
+	} else
+		revocation_unsync(w->revocation);
 }
 
 static void
@@ -840,6 +860,7 @@ worker_keys_cb(const char *payload, size_t len, void *arg)
 	struct worker *w = arg;
 
 	h_jwks_update(payload, len, w->conf->jwks_max_age);
+	accesstoken_keys_update(payload, len);
 }
 
 /* ---- start ------------------------------------------------------------------- */
@@ -963,6 +984,9 @@ worker_main(const struct idp_config *conf, int http_fd, const char *signer_path,
 	w->store = store_new(w->base, conf->database, worker_notify_cb, worker_db_state_cb,
 	    w);
 	w->clients = clients_new(w->store, w->hashpool, CLIENTS_MAX_ENTRIES);
+	/* A revoked jti learnt by NOTIFY is kept, until its row says when its token
+	 * expires, for the longest any access token can live (conf.c's bound). */
+	w->revocation = revocation_new(w->base, w->store, 86400);
 	/* The limiter's tables are shared by every worker: the limits are the server's. */
 	shm = metrics_shared(metrics, &shmlen);
 	shmlen = (shmlen - METRICS_SHARED_KEYBYTES) / 2;

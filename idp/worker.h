@@ -103,6 +103,9 @@ struct clients		*worker_clients(struct worker *);
 struct signclient	*worker_signer(struct worker *);
 struct limiter		*worker_limiter_client(struct worker *);
 struct limiter		*worker_limiter_addr(struct worker *);
+struct store		*worker_store(struct worker *);
+struct hashpool		*worker_hashpool(struct worker *);
+struct revocation	*worker_revocation(struct worker *);
 struct event_base	*worker_base(struct worker *);
 int			 worker_db_up(struct worker *);
 int			 worker_signer_up(struct worker *);
@@ -115,11 +118,23 @@ void	h_discovery(struct wreq *);
 /* h_jwks.c: the key set from the signer's IPC_KEYS. */
 void	h_jwks_update(const char *payload, size_t len, long default_max_age);
 int	h_jwks_loaded(void);
+/* The published public JWK with this kid (a new reference), or NULL: for checking
+ * id_token_hint (h_logout.c). */
+json_t	*h_jwks_find(const char *kid);
 /* Append idp_signing_key_age_seconds for the keys of the last IPC_KEYS. */
 void	h_jwks_render_metrics(struct evbuffer *out, long long now);
 void	h_jwks(struct wreq *);
 /* h_token.c */
 void	h_token(struct wreq *);
+/* The browser side: h_authorize.c, h_login.c, h_consent.c, h_logout.c. */
+void	h_authorize(struct wreq *);
+void	h_login(struct wreq *);
+void	h_consent(struct wreq *);
+void	h_logout(struct wreq *);
+/* The token side: h_userinfo.c, h_introspect.c, h_revoke.c. */
+void	h_userinfo(struct wreq *);
+void	h_introspect(struct wreq *);
+void	h_revoke(struct wreq *);
 /* h_healthz.c, h_readyz.c, h_metrics.c */
 void	h_healthz(struct wreq *);
 void	h_readyz(struct wreq *);

@@ -101,7 +101,9 @@ static const struct store_statement {
 	    "WHERE id_hash = decode($1, 'hex') AND ended_at IS NULL RETURNING 1), "
 	    "f AS (UPDATE refresh_families SET revoked_at = now(), "
 	    "revoke_reason = 'logout' WHERE session_id_hash = decode($1, 'hex') "
-	    "AND revoked_at IS NULL RETURNING 1) "
+	    "AND revoked_at IS NULL RETURNING id), "
+	    /* The families' live access tokens go too (every worker learns by NOTIFY). */
+	    STORE_SQL_FAMILY_JTIS
 	    "SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM f)", 1 },
 	[STORE_BR_AUTHZ_NEW] = { "br_authz_new",
 	    "WITH gc AS (DELETE FROM authorization_requests WHERE id_hash IN "

@@ -662,6 +662,22 @@ with PgCluster() as pg:
                                                             "post_logout_redirect_uri": "https://app.example/bye"}))
             check("logout with a valid id_token_hint: at once, back to the client",
                   r.status == 302 and r.location() == "https://app.example/bye?state=h", (r.status, r.location()))
+            # The session's refresh family and its live access token end with it.
+            at, rt = tr.json()["access_token"], tr.json().get("refresh_token")
+            active = True
+            for _ in range(40):
+                ir = env.request("POST", "/introspect", urllib.parse.urlencode({"token": at}),
+                                 {"Content-Type": "application/x-www-form-urlencoded",
+                                  "Authorization": "Basic " + base64.b64encode(
+                                      f"{web['client_id']}:{web['client_secret']}".encode()).decode()})
+                active = ir.status == 200 and ir.json().get("active")
+                if not active:
+                    break
+                time.sleep(0.05)
+            rr = env.token({"grant_type": "refresh_token", "refresh_token": rt or "x"},
+                           auth=(web["client_id"], web["client_secret"]))
+            check("logout revokes the session's access token and refresh token",
+                  not active and rr.status == 400, (active, rr.status, rr.body[:120]))
             r = bt.get("/logout?" + urllib.parse.urlencode({"id_token_hint": idt, "client_id": spa["client_id"]}))
             check("id_token_hint and another client_id: refused", r.status == 400 and r.location() is None,
                   r.status)

@@ -146,3 +146,12 @@ secret_str_equal(const char *a, const char *b)
 	sodium_memzero(hb, sizeof(hb));
 	return eq;
 }
+
+void
+secret_sha256_hex(const char *s, char out[SECRET_SHA256_HEX])
+{
+	unsigned char md[crypto_hash_sha256_BYTES];
+
+	crypto_hash_sha256(md, (const unsigned char *)s, strlen(s));
+	sodium_bin2hex(out, SECRET_SHA256_HEX, md, sizeof(md));
+}

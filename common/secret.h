@@ -28,6 +28,11 @@ int	 secret_verify(const char *hash, const char *pw, size_t pwlen);
 /* 1 if the hash was made with other costs than given and should be re-hashed. */
 int	 secret_needs_rehash(const char *hash, unsigned long long opslimit, size_t memlimit);
 
+/* SHA-256 of the string s as 64 lower-case hex digits and a NUL: how codes, refresh
+ * tokens and cookies are stored and looked up (never the values themselves). */
+#define SECRET_SHA256_HEX	65
+void	 secret_sha256_hex(const char *s, char out[SECRET_SHA256_HEX]);
+
 /* Constant-time equality of two equal-length buffers: 1 if equal, 0 otherwise. */
 int	 secret_equal(const void *a, const void *b, size_t len);
 /* Constant-time equality of two strings of any length (compares their BLAKE2b-256). */

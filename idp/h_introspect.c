@@ -30,6 +30,7 @@
 #include "revocation.h"
 #include "store.h"
 #include "worker.h"
+#include "secret.h"
 #include "xalloc.h"
 
 #define INTROSPECT_REFRESH_LEN	43
@@ -220,14 +221,10 @@ introspect_refresh_found(enum store_status s, const PGresult *res, void *arg)
 static void
 introspect_refresh(struct introspect_req *x)
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	char hash[65];
+	char hash[SECRET_SHA256_HEX];
 	const char *params[1] = { hash };
-	size_t mdlen = 0;
 
-	if (!EVP_Q_digest(NULL, "SHA256", NULL, x->token, strlen(x->token), md, &mdlen))
-		fatalx("SHA-256 unavailable");
-	sodium_bin2hex(hash, sizeof(hash), md, 32);
+	secret_sha256_hex(x->token, hash);
 	if ((x->q = store_exec(worker_store(x->w), STORE_TK_REFRESH_GET, 1, params,
 	    introspect_refresh_found, x)) == NULL)
 		introspect_error(x, 503, "temporarily_unavailable",

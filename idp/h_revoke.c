@@ -29,6 +29,7 @@
 #include "revocation.h"
 #include "store.h"
 #include "worker.h"
+#include "secret.h"
 #include "xalloc.h"
 
 #define REVOKE_REFRESH_LEN	43
@@ -155,14 +156,10 @@ revoke_access(struct revoke_req *x)
 static void
 revoke_refresh(struct revoke_req *x)
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	char hash[65];
+	char hash[SECRET_SHA256_HEX];
 	const char *params[3] = { hash, x->c->id, "revoked" };
-	size_t mdlen = 0;
 
-	if (!EVP_Q_digest(NULL, "SHA256", NULL, x->token, strlen(x->token), md, &mdlen))
-		fatalx("SHA-256 unavailable");
-	sodium_bin2hex(hash, sizeof(hash), md, 32);
+	secret_sha256_hex(x->token, hash);
 	if ((x->q = store_exec(worker_store(x->w), STORE_TK_REFRESH_REVOKE, 3, params,
 	    revoke_done, x)) == NULL)
 		revoke_error(x, 503, "temporarily_unavailable",

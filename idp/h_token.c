@@ -79,7 +79,7 @@
 #define TOKEN_REFRESH_BYTES		32
 #define TOKEN_REFRESH_LEN		43	/* base64url of 32 bytes */
 #define TOKEN_FAMILY_BYTES		16
-#define TOKEN_HASH_SIZE			65	/* SHA-256 in hex, NUL */
+#define TOKEN_HASH_SIZE			SECRET_SHA256_HEX
 #define TOKEN_JTI_SIZE \
 	sodium_base64_ENCODED_LEN(16, sodium_base64_VARIANT_URLSAFE_NO_PADDING)
 /* The successor key: BLAKE2b-256 keyed with the presented refresh token's 32 bytes. */
@@ -152,18 +152,6 @@ token_jti(char out[TOKEN_JTI_SIZE])
 	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	sodium_memzero(jti_pool + jti_used, 16);
 	jti_used += 16;
-}
-
-/* SHA-256 of the string s as lower-case hex: how codes and tokens are looked up. */
-static void
-token_hash_hex(const char *s, char out[TOKEN_HASH_SIZE])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	size_t mdlen = 0;
-
-	if (!EVP_Q_digest(NULL, "SHA256", NULL, s, strlen(s), md, &mdlen) || mdlen != 32)
-		fatalx("SHA-256 unavailable");
-	sodium_bin2hex(out, TOKEN_HASH_SIZE, md, 32);
 }
 
 static void
@@ -413,7 +401,7 @@ token_new_refresh(struct token_req *t)
 	randombytes_buf(raw, sizeof(raw));
 	t->refresh = b64url_encode(raw, sizeof(raw));
 	sodium_memzero(raw, sizeof(raw));
-	token_hash_hex(t->refresh, t->refresh_hash);
+	secret_sha256_hex(t->refresh, t->refresh_hash);
 }
 
 /* A new family id into t->family. */
@@ -942,7 +930,7 @@ token_authorization_code(struct token_req *t)
 	/* Checked before the code is spent. */
 	if (token_audience(t) == -1)
 		return;
-	token_hash_hex(code, t->code_hash);
+	secret_sha256_hex(code, t->code_hash);
 	token_plan(t);
 	if (client_has_grant(t->c, GRANT_REFRESH_TOKEN))
 		token_new_family(t);
@@ -1115,7 +1103,7 @@ token_refresh_token(struct token_req *t)
 		token_error(t, TE_INVALID_GRANT, "the refresh token is not valid");
 		return;
 	}
-	token_hash_hex(rt, t->presented_hash);
+	secret_sha256_hex(rt, t->presented_hash);
 	token_refresh_lookup(t);
 }
 

@@ -5,7 +5,8 @@ set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-"$top/deploy/install-deps.sh"
+# .ci/run installs first and says so; run by hand, this script installs itself.
+[ "${IDP_DEPS_INSTALLED:-}" = 1 ] || "$top/deploy/install-deps.sh"
 
 run_suite() {
 	local dir=$1; shift

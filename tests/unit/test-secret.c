@@ -186,5 +186,13 @@ main(void)
 	test_hash();
 	test_defaults();
 	test_equal();
+	{
+		/* FIPS 180-2 example: SHA-256("abc"). */
+		char hex[SECRET_SHA256_HEX];
+
+		secret_sha256_hex("abc", hex);
+		CHECK(strcmp(hex, "ba7816bf8f01cfea414140de5dae2223"
+		    "b00361a396177a9cb410ff61f20015ad") == 0);
+	}
 	return CHECK_DONE();
 }

@@ -16,6 +16,11 @@ registered redirect_uri, never contacted: the redirect to it is only parsed):
         N concurrent complete flows for SECONDS, users taken round-robin from USERS
         (flow k of chain i: user (i + k*N) mod len(USERS)); a fresh cookie jar per flow,
         one keep-alive connection per chain (a browser's).
+  argon2-cost N
+        Argon2id verifications (libsodium through ctypes, crypto_pwhash_str at
+        OPSLIMIT_INTERACTIVE / MEMLIMIT_INTERACTIVE, the cost `idpctl user add` uses):
+        N in a row on one thread, then N on each of nproc threads at once; prints
+        "seq_ms=<mean ms> par_per_s=<verifications/s> par_cpu_ms=<CPU ms each>".
 For refresh and login, /proc snapshots of the PIDs' process trees (idpbench.py snap
 format) are written to SNAP.snap0 / SNAP.snap1 right around the timed part, and one
 line is printed:
@@ -303,11 +308,52 @@ def cmd_login(base, cid, secret, redirect, users, n, seconds, snap, *pids):
     return timed(snap, pids, run, threads)
 
 
+def cmd_argon2_cost(n):
+    import ctypes
+    import ctypes.util
+    n = int(n)
+    name = ctypes.util.find_library("sodium") or "libsodium.so.23"
+    na = ctypes.CDLL(name)
+    if na.sodium_init() < 0:
+        raise SystemExit("flows.py: sodium_init failed")
+    ops = ctypes.c_ulonglong(na.crypto_pwhash_opslimit_interactive())
+    na.crypto_pwhash_memlimit_interactive.restype = ctypes.c_size_t
+    mem = ctypes.c_size_t(na.crypto_pwhash_memlimit_interactive())
+    out = ctypes.create_string_buffer(na.crypto_pwhash_strbytes())
+    pw = secrets.token_hex(12).encode()
+    if na.crypto_pwhash_str(out, pw, ctypes.c_ulonglong(len(pw)), ops, mem) != 0:
+        raise SystemExit("flows.py: crypto_pwhash_str failed")
+    bad = []
+
+    def verify(k):
+        for _ in range(k):  # ctypes lets go of the GIL for the call
+            if na.crypto_pwhash_str_verify(out, pw, ctypes.c_ulonglong(len(pw))) != 0:
+                bad.append(1)
+
+    t0 = time.monotonic()
+    verify(n)
+    seq = (time.monotonic() - t0) * 1000 / n
+    nt = os.cpu_count() or 1
+    threads = [threading.Thread(target=verify, args=(n,)) for _ in range(nt)]
+    c0, t0 = os.times(), time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    dt, c1 = time.monotonic() - t0, os.times()
+    if bad:
+        raise SystemExit("flows.py: crypto_pwhash_str_verify failed")
+    cpu = (c1.user - c0.user) + (c1.system - c0.system)
+    print("seq_ms=%.1f par_per_s=%.1f par_cpu_ms=%.1f" % (seq, n * nt / dt, cpu * 1000 / (n * nt)))
+    return 0
+
+
 def main():
     if len(sys.argv) < 2:
         sys.stderr.write(__doc__)
         return 2
-    table = {"code": cmd_code, "refresh": cmd_refresh, "login": cmd_login}
+    table = {"code": cmd_code, "refresh": cmd_refresh, "login": cmd_login,
+             "argon2-cost": cmd_argon2_cost}
     cmd = sys.argv[1]
     if cmd not in table:
         sys.stderr.write(__doc__)

@@ -9,12 +9,18 @@
 #   2. refresh-token grants with PostgreSQL in the loop: $CHAINS closed-loop chains
 #      (bench/idp/flows.py refresh), each POSTing /token grant_type=refresh_token with
 #      the refresh token of its own previous response (rotation), for $REFRESH_S s;
+#      the same against oidc-provider (bench/idp/oidc-provider-flows.mjs: in memory,
+#      refresh tokens rotated on every use, RS256 JWT access token and ID token each);
 #   3. complete login-to-token flows: GET /authorize (PKCE S256), POST the login form
 #      (hidden fields incl. the CSRF token, cookie jar), the redirect's code, POST /token
 #      authorization_code; $FLOWS concurrent flows for $LOGIN_S s over $USERS distinct
 #      users (right passwords only, so the failure throttle never applies); passwords
 #      hashed by `idpctl user add` with Argon2id at libsodium's interactive cost
-#      (crypto_pwhash OPSLIMIT_INTERACTIVE = 2 passes, MEMLIMIT_INTERACTIVE = 64 MiB).
+#      (crypto_pwhash OPSLIMIT_INTERACTIVE = 2 passes, MEMLIMIT_INTERACTIVE = 64 MiB);
+#      the same against oidc-provider-flows.mjs (its own login form, the same users,
+#      scrypt N=2^14 r=13 p=1 = 26 MiB, which takes as long as that Argon2id here:
+#      node 20 has no Argon2), then the cost of one verification with each KDF
+#      ($KDF_N in a row) so that the two can be weighed.
 # idp runs with $WORKERS workers on a throwaway PostgreSQL cluster (tests/lib/
 # pgcluster.py: Unix socket, fsync off). CPU = utime+stime of the idp parent's whole
 # process tree and of the postmaster's (with its backends) from /proc, per ok response.
@@ -22,7 +28,8 @@
 #
 # Usage:  bench/idp/setup.sh (once), ninja -C build, bench/idp/run-flows.sh  (~2 min)
 # Environment (defaults in brackets): DURATION [10s] WARMUP [3s] CONNS [32] THREADS [1]
-#   REFRESH_S [10] CHAINS [16] LOGIN_S [15] FLOWS [8] USERS [50] WORKERS [2]
+#   REFRESH_S [10] CHAINS [16] LOGIN_S [15] FLOWS [8] USERS [50] WORKERS [2] KDF_N [10]
+#   ARGON2_THREADS [idp's default]
 #   IDP_LOG_LEVEL [warn] IDP IDPCTL PYTHON [/usr/bin/python3] OUT_DIR [bench/out]
 # Loopback only; every server started (idp parent, node, the postmaster) is stopped by
 # its PID, also on error, ^C or TERM. Markdown to stdout and
@@ -44,6 +51,7 @@ LOGIN_S=${LOGIN_S:-15}
 FLOWS=${FLOWS:-8}
 USERS=${USERS:-50}
 WORKERS=${WORKERS:-2}
+KDF_N=${KDF_N:-10}
 IDP_LOG_LEVEL=${IDP_LOG_LEVEL:-warn}
 IDP=${IDP:-$ROOT/build/idp/idp}
 IDPCTL=${IDPCTL:-$ROOT/build/idp/idpctl}
@@ -162,6 +170,7 @@ database = "$DB"
 key_encryption_key_file = "$WORK/kek"
 workers = $WORKERS
 log_level = $IDP_LOG_LEVEL
+${ARGON2_THREADS:+argon2_threads = $ARGON2_THREADS}
 EOF2
 cp "$WORK/idp.conf" "$RAW/idp.conf"
 "$IDP" -c "$WORK/idp.conf" >"$RAW/idp.log" 2>&1 &
@@ -180,6 +189,15 @@ if ((HAVE_OP)); then
 	PIDS+=("$OP_PID")
 	ready "http://127.0.0.1:$OP_PORT/jwks" "$OP_PID" "$RAW/oidc-provider.log"
 	OP_VER=$(node -p 'require(process.argv[1]).version' "$HERE/node_modules/oidc-provider/package.json")
+	OPF_PORT=$(free_port)
+	OPF_BASE="http://127.0.0.1:$OPF_PORT"
+	OPF_SECRET=$(openssl rand -hex 32)
+	OP_WEB_ID=web OP_WEB_SECRET=$OPF_SECRET OP_REDIRECT=$REDIRECT OP_RS_ID=rs \
+		OP_RS_SECRET=$(openssl rand -hex 32) NODE_ENV=production \
+		node "$HERE/oidc-provider-flows.mjs" "$OPF_PORT" "$WORK/users" >"$RAW/oidc-provider-flows.log" 2>&1 &
+	OPF_PID=$!
+	PIDS+=("$OPF_PID")
+	ready "$OPF_BASE/jwks" "$OPF_PID" "$RAW/oidc-provider-flows.log"
 fi
 
 # post_once URL BASIC BODY -> response body
@@ -238,11 +256,14 @@ wrk_case() {
 		"$B_ok" "$B_bad ($B_non2xx)" "$((B_err_connect + B_err_read + B_err_write + B_err_status + B_err_timeout))" \
 		"$(cut -d' ' -f1 /proc/loadavg)"
 }
-# flow_case NAME SUBCOMMAND N SECONDS -> R_<NAME>
+# flow_case NAME SUBCOMMAND N SECONDS [BASE CLIENT_ID SECRET PID...] -> R_<NAME>
+# (default: idp, its web client, the idp parent's and the postmaster's trees)
 flow_case() {
-	local name=$1 out="$RAW/$1.txt" line d secs
-	bg_wait "$PYTHON" "$FLOWPY" "$2" "$BASE" "$WEB_ID" "$WEB_SECRET" "$REDIRECT" "$WORK/users" \
-		"$3" "$4" "$out" "$IDP_PID" "$PG_PID" >"$out" 2>"$out.err" || { cat "$out.err" >&2; die "flows.py $2 failed"; }
+	local name=$1 sub=$2 n=$3 s=$4 out="$RAW/$1.txt" line d secs
+	shift 4
+	(($#)) || set -- "$BASE" "$WEB_ID" "$WEB_SECRET" "$IDP_PID" "$PG_PID"
+	bg_wait "$PYTHON" "$FLOWPY" "$sub" "$1" "$2" "$3" "$REDIRECT" "$WORK/users" \
+		"$n" "$s" "$out" "${@:4}" >"$out" 2>"$out.err" || { cat "$out.err" >&2; die "flows.py $sub failed"; }
 	line=$(grep '^BENCH ' "$out") || die "no BENCH line in $out"
 	kv "${line#BENCH }" B_
 	d=$("$PYTHON" "$LIB" diff "$out.snap0" "$out.snap1" "$B_ok")
@@ -267,8 +288,26 @@ fi
 say "refresh grants: $CHAINS chains (warm-up ${WARMUP%s} s, then ${REFRESH_S} s)"
 flow_case refresh_warm refresh "$CHAINS" "${WARMUP%s}"
 flow_case refresh refresh "$CHAINS" "$REFRESH_S"
+if ((HAVE_OP)); then
+	say "refresh grants: oidc-provider, $CHAINS chains (warm-up ${WARMUP%s} s, then ${REFRESH_S} s)"
+	flow_case refresh_op_warm refresh "$CHAINS" "${WARMUP%s}" "$OPF_BASE" web "$OPF_SECRET" "$OPF_PID" "$PG_PID"
+	flow_case refresh_op refresh "$CHAINS" "$REFRESH_S" "$OPF_BASE" web "$OPF_SECRET" "$OPF_PID" "$PG_PID"
+fi
 say "login-to-token flows: $FLOWS concurrent, ${LOGIN_S} s"
 flow_case login login "$FLOWS" "$LOGIN_S"
+if ((HAVE_OP)); then
+	say "login-to-token flows: oidc-provider, $FLOWS concurrent, ${LOGIN_S} s"
+	flow_case login_op login "$FLOWS" "$LOGIN_S" "$OPF_BASE" web "$OPF_SECRET" "$OPF_PID" "$PG_PID"
+	LOGIN_OP_LINE=$(grep '^BENCH ' "$RAW/login_op.txt")
+	kv "${LOGIN_OP_LINE#BENCH }" LO_
+fi
+say "the cost of one password verification, $KDF_N in a row"
+ARGON_LINE=$("$PYTHON" "$FLOWPY" argon2-cost "$KDF_N") || die "argon2-cost failed"
+kv "$ARGON_LINE" KA_
+if ((HAVE_OP)); then
+	SCRYPT_LINE=$(node "$HERE/oidc-provider-flows.mjs" scrypt-cost "$KDF_N" 2>/dev/null) || die "scrypt-cost failed"
+	kv "$SCRYPT_LINE" KS_
+fi
 LOGIN_LINE=$(grep '^BENCH ' "$RAW/login.txt")
 kv "${LOGIN_LINE#BENCH }" L_
 if grep -qiE ' (5[0-9][0-9]|error|warn)' "$RAW/idp.log"; then
@@ -290,7 +329,7 @@ row() { # LABEL R_var
 	echo "- nproc: $(nproc); CPU: $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); kernel $(uname -r)"
 	echo "- $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-3); PostgreSQL $PG_VER; node $(node --version)${OP_VER:+ with oidc-provider $OP_VER}; $("$PYTHON" --version)"
 	echo "- idp: $IDP_SRC (copied at start; sha256 $(sha256sum "$IDP" | cut -c1-12)), source tree $REV;"
-	echo "  \`workers = $WORKERS\`, signing_alg RS256 (default), \`log_level = $IDP_LOG_LEVEL\`, argon2_threads 2 per worker (default)"
+	echo "  \`workers = $WORKERS\`, signing_alg RS256 (default), \`log_level = $IDP_LOG_LEVEL\`, argon2_threads ${ARGON2_THREADS:-(default)} per worker"
 	echo "- load average at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg); busiest other processes at start: \`$BUSY_START\`"
 	echo "- password hashing: Argon2id, libsodium crypto_pwhash_str with OPSLIMIT_INTERACTIVE (2 passes) and"
 	echo "  MEMLIMIT_INTERACTIVE (64 MiB), one lane: stored as \`$HASH\`; $USERS users created by"
@@ -305,18 +344,35 @@ row() { # LABEL R_var
 	((HAVE_OP)) && echo "    wrk -t$THREADS -c$CONNS -d$DURATION --latency -s bench/idp/post.lua http://127.0.0.1:PORT/token/introspection -- BASE64(bench:secret) token=OPAQUE_TOKEN '$OP_MARK'"
 	echo "    bench/idp/flows.py refresh BASE WEB_ID WEB_SECRET $REDIRECT USERS $CHAINS $REFRESH_S ...   (after a ${WARMUP%s} s warm-up run)"
 	echo "    bench/idp/flows.py login   BASE WEB_ID WEB_SECRET $REDIRECT USERS $FLOWS $LOGIN_S ..."
+	((HAVE_OP)) && echo "    node bench/idp/oidc-provider-flows.mjs PORT USERS   (OP_WEB_ID=web OP_REDIRECT=$REDIRECT ...), then the same two flows.py runs against it"
+	echo "    bench/idp/flows.py argon2-cost $KDF_N${SCRYPT_LINE:+; node bench/idp/oidc-provider-flows.mjs scrypt-cost $KDF_N}"
 	echo
 	echo "| case | per s | p50 ms | p99 ms | idp tree CPU µs/op | PostgreSQL CPU µs/op | ok | bad (non-2xx) | socket errors | load avg at end |"
 	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	row "idp: POST /introspect, JWT access token (RS256), wrk -c$CONNS" R_intro_idp
 	((HAVE_OP)) && row "oidc-provider: POST /token/introspection, opaque client_credentials token, wrk -c$CONNS (CPU: the node process)" R_intro_op nopg
 	row "idp: refresh_token grants (rotation; access + ID + refresh token), $CHAINS closed-loop chains" R_refresh
+	((HAVE_OP)) && row "oidc-provider: refresh_token grants (rotation; JWT access + ID + refresh token; in memory), $CHAINS chains (CPU: the node process)" R_refresh_op nopg
 	row "idp: login-to-token flows (authorize → login form, Argon2id → code → /token), $FLOWS concurrent" R_login
+	((HAVE_OP)) && row "oidc-provider: login-to-token flows (authorize → login form, scrypt → code → /token; in memory), $FLOWS concurrent (CPU: the node process)" R_login_op nopg
 	echo
 	echo "Login flow steps, p50 / p99 ms: GET /authorize $(calc "$L_authorize_p50_us / 1000" 1) / $(calc "$L_authorize_p99_us / 1000" 1);"
 	echo "POST login form (Argon2id verify, session, redirect with code) $(calc "$L_login_p50_us / 1000" 1) / $(calc "$L_login_p99_us / 1000" 1);"
 	echo "POST /token authorization_code $(calc "$L_token_p50_us / 1000" 1) / $(calc "$L_token_p99_us / 1000" 1)."
-	echo "The python load client used $C_refresh s (refresh) and $C_login s (login) of CPU on the same cores."
+	if ((HAVE_OP)); then
+		echo "oidc-provider's login flow steps, p50 / p99 ms: GET /authorize (→ 303 → GET the interaction page) $(calc "$LO_authorize_p50_us / 1000" 1) / $(calc "$LO_authorize_p99_us / 1000" 1);"
+		echo "POST login form (scrypt verify, → 303 resume → redirect with code) $(calc "$LO_login_p50_us / 1000" 1) / $(calc "$LO_login_p99_us / 1000" 1);"
+		echo "POST /token authorization_code $(calc "$LO_token_p50_us / 1000" 1) / $(calc "$LO_token_p99_us / 1000" 1)."
+	fi
+	echo
+	echo "The password hash alone, after the runs (the flows cannot beat its ceiling):"
+	echo
+	echo "| KDF | one verification, $KDF_N in a row: ms each | $(nproc) at once ($KDF_N each): per s | CPU ms each | login flows per s ÷ that ceiling |"
+	echo "|---|---:|---:|---:|---:|"
+	echo "| Argon2id (libsodium crypto_pwhash_str_verify, m=64 MiB, t=2, p=1): idp | $KA_seq_ms | $KA_par_per_s | $KA_par_cpu_ms | $(calc "${R_login%%|*} / $KA_par_per_s" 2) |"
+	((HAVE_OP)) && echo "| scrypt (node crypto.scrypt, N=2^${OP_SCRYPT_LOG2N:-14}, r=${OP_SCRYPT_R:-13}, p=1): oidc-provider-flows.mjs | $KS_seq_ms | $KS_par_per_s | $KS_par_cpu_ms | $(calc "${R_login_op%%|*} / $KS_par_per_s" 2) |"
+	echo
+	echo "The python load client used $C_refresh s (refresh) and $C_login s (login) of CPU on the same cores${C_login_op:+ (for oidc-provider: $C_refresh_op s and $C_login_op s)}."
 	echo "$IDP_LOG_NOTE. Raw data: \`${RAW#"$ROOT"/}/\`."
 	echo
 } >"$MD"

@@ -23,7 +23,7 @@ const struct config_key idp_config_keys[] = {
 	K("jwks_max_age", CONFIG_DURATION, jwks_max_age, "1h", 0, 86400),
 	K("key_publish_margin", CONFIG_DURATION, key_publish_margin, "1m", 0, 86400),
 	K("log_level", CONFIG_STRING, log_level, "info", 0, 0),
-	K("argon2_threads", CONFIG_INT, argon2_threads, "2", 1, 64),
+	K("argon2_threads", CONFIG_INT, argon2_threads, "0", 0, 64),
 	K("argon2_queue", CONFIG_INT, argon2_queue, "64", 1, 100000),
 	K("cors_origins", CONFIG_STRING, cors_origins, "", 0, 0),
 	K("session_idle_ttl", CONFIG_DURATION, session_idle_ttl, "30m", 60, 30L * 86400),

@@ -372,6 +372,24 @@ on_sigterm(evutil_socket_t sig, short what, void *arg)
 	evtimer_add(p->stop_deadline, &tv);
 }
 
+/*
+ * argon2_threads = 0 (the default): the machine's cores shared among the workers, at
+ * least one each. Argon2id is bound by memory bandwidth: more hashing threads than
+ * cores made each hash cost more CPU and gained nothing (bench/RESULTS.md, issue 4).
+ */
+static void
+resolve_argon2_threads(struct idp_config *c)
+{
+	long ncpu;
+
+	if (c->argon2_threads != 0)
+		return;
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	c->argon2_threads = ncpu > 0 && c->workers > 0 ? ncpu / c->workers : 1;
+	if (c->argon2_threads < 1)
+		c->argon2_threads = 1;
+}
+
 static void
 on_sighup(evutil_socket_t sig, short what, void *arg)
 {
@@ -404,6 +422,7 @@ on_sighup(evutil_socket_t sig, short what, void *arg)
 		log_warnx("SIGHUP: a new number of workers takes a restart; keeping %d",
 		    p->nworkers);
 	nc.workers = p->nworkers;
+	resolve_argon2_threads(&nc);
 	idp_config_free(&p->conf);
 	p->conf = nc;
 	log_info("SIGHUP: configuration reloaded; rolling the signer and the workers");
@@ -488,6 +507,7 @@ main(int argc, char **argv)
 	if (p.nworkers > IDP_MAX_WORKERS)
 		p.nworkers = IDP_MAX_WORKERS;
 	p.conf.workers = p.nworkers;
+	resolve_argon2_threads(&p.conf);
 	p.http_fd = open_http(p.conf.listen);
 	p.signer_fd = open_signer_socket(&p);
 	if ((p.metrics = metrics_create(p.nworkers)) == NULL)
@@ -513,8 +533,8 @@ main(int argc, char **argv)
 	event_add(ev_hup, NULL);
 	event_add(ev_term, NULL);
 	event_add(ev_int, NULL);
-	log_info("listening on %s as %s with %d workers", p.conf.listen, p.conf.issuer,
-	    p.nworkers);
+	log_info("listening on %s as %s with %d workers, %ld Argon2id threads each",
+	    p.conf.listen, p.conf.issuer, p.nworkers, p.conf.argon2_threads);
 	/* A child may have died before the SIGCHLD event existed. */
 	on_sigchld(SIGCHLD, 0, &p);
 	event_base_dispatch(p.base);

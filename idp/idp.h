@@ -19,7 +19,7 @@ struct idp_config {
 	long	 jwks_max_age;			/* Cache-Control max-age of the JWKS */
 	long	 key_publish_margin;		/* extra seconds a next key is published */
 	char	*log_level;			/* error, warn, info, debug */
-	long	 argon2_threads;		/* hashing threads per worker */
+	long	 argon2_threads;		/* hashing threads per worker; 0: cores/workers */
 	long	 argon2_queue;			/* waiting hashes per worker before 503 */
 	char	*cors_origins;			/* space-separated origins, "" = none */
 	/* The browser side (h_authorize.c, h_login.c, session.c). */

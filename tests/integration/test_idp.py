@@ -65,6 +65,10 @@ with PgCluster() as pg:
 
         env.start()
         iss = env.issuer
+        want = max(1, (os.cpu_count() or 1) // 2)
+        m = re.search(r"with (\d+) workers, (\d+) Argon2id threads each", env.log())
+        check("argon2_threads defaults to the cores shared among the workers",
+              m is not None and (int(m.group(1)), int(m.group(2))) == (2, want), (m and m.groups(), want))
 
         # Discovery and JWKS.
         r = env.get("/.well-known/openid-configuration")

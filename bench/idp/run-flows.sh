@@ -172,6 +172,11 @@ workers = $WORKERS
 log_level = $IDP_LOG_LEVEL
 ${ARGON2_THREADS:+argon2_threads = $ARGON2_THREADS}
 EOF2
+if [[ -n ${ARGON2_THREADS-} ]]; then
+	ARGON2_DESC="$ARGON2_THREADS per worker"
+else # idp's default (idp.c resolve_argon2_threads): the cores shared among the workers
+	ARGON2_DESC="$(($(nproc) / WORKERS > 0 ? $(nproc) / WORKERS : 1)) per worker (default)"
+fi
 cp "$WORK/idp.conf" "$RAW/idp.conf"
 "$IDP" -c "$WORK/idp.conf" >"$RAW/idp.log" 2>&1 &
 IDP_PID=$!
@@ -329,7 +334,7 @@ row() { # LABEL R_var
 	echo "- nproc: $(nproc); CPU: $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); kernel $(uname -r)"
 	echo "- $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-3); PostgreSQL $PG_VER; node $(node --version)${OP_VER:+ with oidc-provider $OP_VER}; $("$PYTHON" --version)"
 	echo "- idp: $IDP_SRC (copied at start; sha256 $(sha256sum "$IDP" | cut -c1-12)), source tree $REV;"
-	echo "  \`workers = $WORKERS\`, signing_alg RS256 (default), \`log_level = $IDP_LOG_LEVEL\`, argon2_threads ${ARGON2_THREADS:-(default)} per worker"
+	echo "  \`workers = $WORKERS\`, signing_alg RS256 (default), \`log_level = $IDP_LOG_LEVEL\`, argon2_threads $ARGON2_DESC"
 	echo "- load average at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg); busiest other processes at start: \`$BUSY_START\`"
 	echo "- password hashing: Argon2id, libsodium crypto_pwhash_str with OPSLIMIT_INTERACTIVE (2 passes) and"
 	echo "  MEMLIMIT_INTERACTIVE (64 MiB), one lane: stored as \`$HASH\`; $USERS users created by"

@@ -27,12 +27,14 @@
 //   - its default in-memory adapter: no database, unlike idp's PostgreSQL.
 // Listens on 127.0.0.1:PORT only and prints "listening on http://127.0.0.1:PORT" once
 // it accepts requests; SIGTERM/SIGINT close it.
-import { generateKeyPairSync, createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { promisify } from 'node:util';
 
 import Provider from 'oidc-provider';
+
+import { listenLoopback, rsaSigningJwk } from './op-common.mjs';
 
 const scryptAsync = promisify(scrypt);
 const log2N = Number(process.env.OP_SCRYPT_LOG2N || 14);
@@ -127,11 +129,7 @@ async function verify(name, pw) {
 }
 
 // ---------------------------------------------------------------- provider
-const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const jwk = privateKey.export({ format: 'jwk' });
-jwk.kid = createHash('sha256').update(jwk.n).digest('base64url').slice(0, 16);
-jwk.use = 'sig';
-jwk.alg = 'RS256';
+const jwk = rsaSigningJwk();
 
 const provider = new Provider(issuer, {
   clients: [{
@@ -255,11 +253,7 @@ provider.use(async (ctx, next) => {
   return undefined;
 });
 
-const server = provider.listen(port, '127.0.0.1', () => {
+listenLoopback(provider, port, issuer, () => {
   console.log(`${users.size} users, ${kdf} (N=${SCRYPT.N}, r=${SCRYPT.r}, p=${SCRYPT.p}) `
     + `hashed in ${hashMs.toFixed(0)} ms`);
-  console.log(`listening on ${issuer}`);
 });
-const stop = () => server.close(() => process.exit(0));
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);

@@ -9,9 +9,10 @@
 //
 // Environment: OP_CLIENT_ID [bench], OP_CLIENT_SECRET (required), OP_SCOPE [a b].
 // Listens on 127.0.0.1:PORT only.
-import { generateKeyPairSync, createHash } from 'node:crypto';
 
 import Provider from 'oidc-provider';
+
+import { listenLoopback, rsaSigningJwk } from './op-common.mjs';
 
 const port = Number(process.argv[2]);
 if (!Number.isInteger(port) || port <= 0) {
@@ -27,11 +28,7 @@ if (!clientSecret) {
 const scope = process.env.OP_SCOPE || 'a b';
 const issuer = `http://127.0.0.1:${port}`;
 
-const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const jwk = privateKey.export({ format: 'jwk' });
-jwk.kid = createHash('sha256').update(jwk.n).digest('base64url').slice(0, 16);
-jwk.use = 'sig';
-jwk.alg = 'RS256';
+const jwk = rsaSigningJwk();
 
 const provider = new Provider(issuer, {
   clients: [{
@@ -53,9 +50,4 @@ const provider = new Provider(issuer, {
 });
 provider.on('server_error', (ctx, err) => console.error('server_error', err));
 
-const server = provider.listen(port, '127.0.0.1', () => {
-  console.log(`listening on ${issuer}`);
-});
-const stop = () => server.close(() => process.exit(0));
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+listenLoopback(provider, port, issuer);

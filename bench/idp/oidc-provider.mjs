@@ -8,9 +8,10 @@
 // Environment: OP_CLIENT_ID [bench], OP_CLIENT_SECRET (required), OP_SCOPE [a b],
 // OP_AUDIENCE [https://api.example]. Listens on 127.0.0.1:PORT only and prints
 // "listening on http://127.0.0.1:PORT" when it accepts requests.
-import { generateKeyPairSync, createHash } from 'node:crypto';
 
 import Provider from 'oidc-provider';
+
+import { listenLoopback, rsaSigningJwk } from './op-common.mjs';
 
 const port = Number(process.argv[2]);
 if (!Number.isInteger(port) || port <= 0) {
@@ -27,11 +28,7 @@ const scope = process.env.OP_SCOPE || 'a b';
 const audience = process.env.OP_AUDIENCE || 'https://api.example';
 const issuer = `http://127.0.0.1:${port}`;
 
-const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const jwk = privateKey.export({ format: 'jwk' });
-jwk.kid = createHash('sha256').update(jwk.n).digest('base64url').slice(0, 16);
-jwk.use = 'sig';
-jwk.alg = 'RS256';
+const jwk = rsaSigningJwk();
 
 const provider = new Provider(issuer, {
   clients: [{
@@ -65,9 +62,4 @@ const provider = new Provider(issuer, {
 });
 provider.on('server_error', (ctx, err) => console.error('server_error', err));
 
-const server = provider.listen(port, '127.0.0.1', () => {
-  console.log(`listening on ${issuer}`);
-});
-const stop = () => server.close(() => process.exit(0));
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+listenLoopback(provider, port, issuer);

@@ -837,7 +837,8 @@ scope_seen_before(const char *s, const char *end, const char *tok)
 }
 
 /* The requested scope into a->p.scope (deduplicated, order kept). NULL, or the
- * error description (invalid_scope). */
+ * error description (invalid_scope). Without openid this is a plain OAuth 2.0
+ * request: the code gives an access token and no ID token (h_token.c). */
 static const char *
 authorize_scope(struct authz *a, const char *req)
 {
@@ -845,10 +846,9 @@ authorize_scope(struct authz *a, const char *req)
 	const char *s, *err = NULL;
 	size_t n, len;
 	char *tok, *out;
-	int openid = 0;
 
 	if (req == NULL)
-		return "scope is missing; it must include openid";
+		return "scope is missing";
 	if ((b = evbuffer_new()) == NULL)
 		fatalx("authorize: out of memory");
 	for (s = req; *s != '\0' && err == NULL; s += n) {
@@ -866,12 +866,11 @@ authorize_scope(struct authz *a, const char *req)
 			if (evbuffer_get_length(b) > 0)
 				evbuffer_add(b, " ", 1);
 			evbuffer_add(b, tok, n);
-			openid |= strcmp(tok, "openid") == 0;
 		}
 		free(tok);
 	}
-	if (err == NULL && !openid)
-		err = "scope must include openid";
+	if (err == NULL && evbuffer_get_length(b) == 0)
+		err = "scope is missing";
 	if (err == NULL) {
 		len = evbuffer_get_length(b);
 		out = xmalloc(len + 1);

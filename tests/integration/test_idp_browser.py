@@ -418,8 +418,11 @@ with PgCluster() as pg:
             "no response_type: invalid_request")
         err(authorize_url(web["client_id"], CB, state="e-st") + "&scope=openid", "invalid_request",
             "a repeated parameter: invalid_request")
-        err(authorize_url(web["client_id"], CB, state="e-st", scope="profile"), "invalid_scope",
-            "scope without openid: invalid_scope")
+        p = Browser(iss).get(authorize_url(web["client_id"], CB, state="e-st", scope="profile"))
+        check("scope without openid is plain OAuth 2.0: the login page, no error",
+              p.status == 200 and p.location() is None and 'name="password"' in p.text, (p.status, p.location()))
+        err(authorize_url(web["client_id"], CB, state="e-st", scope=" "), "invalid_scope",
+            "an empty scope: invalid_scope")
         err(authorize_url(web["client_id"], CB, state="e-st", scope="openid admin"), "invalid_scope",
             "an unknown scope: invalid_scope")
         err(authorize_url(spa["client_id"], None, state="e-st", scope="openid offline_access",

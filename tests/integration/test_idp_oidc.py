@@ -358,8 +358,13 @@ with PgCluster() as pg:
               u.get("email") == "alice@example.com" and "name" not in u
               and "preferred_username" not in u and "name" not in idc2 and "email" in idc2, (u, idc2))
         v2, c2 = pkce()
-        t2 = redeem(insert_code(web["client_id"], alice, scope="api", challenge=c2), v2).json()
-        check("no openid scope: no ID token", "id_token" not in t2 and t2.get("access_token"), t2)
+        t2 = redeem(get_code(web["client_id"], scope="api", challenge=c2), v2).json()
+        check("no openid scope (plain OAuth 2.0 code flow): no ID token",
+              "id_token" not in t2 and t2.get("access_token") and t2.get("scope") == "api", t2)
+        r = userinfo(t2["access_token"])
+        check("... and its access token gets 403 insufficient_scope at /userinfo",
+              r.status == 403 and 'error="insufficient_scope"' in (r.header("www-authenticate") or ""),
+              (r.status, r.headers))
 
         # CORS for the configured origins only.
         r = env.request("OPTIONS", "/userinfo", headers={"Origin": "https://app.example",

@@ -1,4 +1,5 @@
-/* clientauth.c: OAuth client authentication for /token, /introspect and /revoke.
+/* clientauth.c: OAuth client authentication for /token, /introspect and /revoke, and
+ * the request /introspect and /revoke share up to the token they are about.
  *
  * The steps, each of which may wait: find the client (cache, else one query); a public
  * client that sent its client_id alone ("none") is done; otherwise check the secret
@@ -19,12 +20,14 @@
 #include <event2/http.h>
 #include <sodium.h>
 
+#include "accesstoken.h"
 #include "clientauth.h"
 #include "clients.h"
 #include "form.h"
 #include "httputil.h"
 #include "log.h"
 #include "metrics.h"
+#include "store.h"
 #include "worker.h"
 #include "xalloc.h"
 
@@ -46,6 +49,9 @@ struct clientauth {
 	int			 cancelled;	/* while Argon2id runs */
 	struct clientauth_result res;
 };
+
+/* A refresh token: base64url of 32 random bytes. */
+#define CLIENTAUTH_REFRESH_LEN	43
 
 /* ---- forms --------------------------------------------------------------------- */
 
@@ -482,4 +488,95 @@ clientauth_start(struct wreq *r, const struct form *f, unsigned flags, clientaut
 		break;
 	}
 	return ca;
+}
+
+/* ---- /introspect and /revoke --------------------------------------------------- */
+
+struct wreq *
+clientauth_tokreq_end(struct clientauth_tokreq *t)
+{
+	struct wreq *r = t->r;
+
+	clientauth_form_free(&t->form);
+	clients_release(t->ce);
+	json_decref(t->claims);
+	r->hctx = NULL;
+	free(t);
+	return r;
+}
+
+static void
+clientauth_tokreq_error(struct clientauth_tokreq *t, int status, const char *error,
+    const char *description)
+{
+	struct wreq *r = clientauth_tokreq_end(t);
+
+	if (status == 503)
+		wreq_header(r, "Retry-After", "1");
+	wreq_reply_error(r, status, error, description);
+}
+
+void
+clientauth_tokreq_unavailable(struct clientauth_tokreq *t, const char *description)
+{
+	clientauth_tokreq_error(t, 503, "temporarily_unavailable", description);
+}
+
+static void
+clientauth_tokreq_cancel(struct wreq *r)
+{
+	struct clientauth_tokreq *t = r->hctx;
+
+	if (t == NULL)
+		return;
+	if (t->auth != NULL)
+		clientauth_cancel(t->auth);
+	else if (t->q != NULL)
+		store_cancel(t->q);
+}
+
+static void
+clientauth_tokreq_authenticated(const struct clientauth_result *res, void *arg)
+{
+	struct clientauth_tokreq *t = arg;
+	size_t n = strlen(t->token);
+
+	t->auth = NULL;
+	if (res->status != CLIENTAUTH_OK) {
+		clientauth_reply(clientauth_tokreq_end(t), res);
+		return;
+	}
+	t->ce = res->ce;
+	t->c = res->client;
+	/* The two kinds look different, so no token_type_hint is needed. */
+	if (accesstoken_is_jws(t->token))
+		t->ops->access(t);
+	else if (n == CLIENTAUTH_REFRESH_LEN && strspn(t->token,
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == n)
+		t->ops->refresh(t);
+	else
+		t->ops->other(t);
+}
+
+void
+clientauth_tokreq_start(struct wreq *r, const struct clientauth_tokops *ops)
+{
+	struct clientauth_tokreq *t = xcalloc(1, sizeof(*t));
+	const char *errstr;
+
+	t->r = r;
+	t->w = r->w;
+	t->ops = ops;
+	r->hctx = t;
+	if (clientauth_form(r, &t->form, NULL, &errstr) == -1) {
+		clientauth_tokreq_error(t, 400, "invalid_request", errstr);
+		return;
+	}
+	if ((t->token = clientauth_param(&t->form, "token")) == NULL) {
+		clientauth_tokreq_error(t, 400, "invalid_request", "token is missing");
+		return;
+	}
+	wreq_async(r, clientauth_tokreq_cancel);
+	t->auth = clientauth_start(r, &t->form, ops->flags,
+	    clientauth_tokreq_authenticated, t);
 }

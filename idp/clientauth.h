@@ -1,17 +1,22 @@
 /* clientauth.h: the request side of the endpoints that authenticate OAuth clients
- * (/token, /introspect, /revoke): their form bodies, and client authentication by
- * client_secret_basic, client_secret_post or (public clients) none. */
+ * (/token, /introspect, /revoke): their form bodies, client authentication by
+ * client_secret_basic, client_secret_post or (public clients) none, and the request
+ * that /introspect and /revoke share. */
 #ifndef IDP_CLIENTAUTH_H
 #define IDP_CLIENTAUTH_H
 
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "form.h"
 
 struct wreq;
+struct worker;
 struct client;
 struct client_entry;
 struct clientauth;
+struct store_query;
 
 #define CLIENTAUTH_MAX_PARAMS	32
 #define CLIENTAUTH_MAX_CLIENT_ID	128
@@ -71,5 +76,44 @@ void		 clientauth_cancel(struct clientauth *);
 /* End r with the reply of a failed result (RFC 6749 section 5.2: 401 invalid_client
  * with WWW-Authenticate, 400, 429 or 503 with Retry-After, 499 when cancelled). */
 void		 clientauth_reply(struct wreq *r, const struct clientauth_result *res);
+
+/* ---- /introspect and /revoke --------------------------------------------------- */
+
+struct clientauth_tokreq;
+
+/* What an endpoint does with the one token of its request (RFC 7662, RFC 7009) once the
+ * client is authenticated: access for a JWS, refresh for what has a refresh token's
+ * shape, other for anything else. Each ends t in exactly one reply. */
+struct clientauth_tokops {
+	unsigned	 flags;		/* for clientauth_start */
+	void		(*access)(struct clientauth_tokreq *t);
+	void		(*refresh)(struct clientauth_tokreq *t);
+	void		(*other)(struct clientauth_tokreq *t);
+};
+
+/* Such a request, r->hctx while it lives. The endpoint's functions use the fields. */
+struct clientauth_tokreq {
+	struct wreq			*r;
+	struct worker			*w;
+	struct form			 form;
+	const char			*token;		/* owned by form */
+	struct clientauth		*auth;
+	struct client_entry		*ce;
+	const struct client		*c;		/* authenticated; owned by ce */
+	json_t				*claims;	/* an access token's, or NULL */
+	struct store_query		*q;		/* the endpoint waits for it */
+	const struct clientauth_tokops	*ops;
+};
+
+/* Serve r, a POST with a token parameter: 400 invalid_request for a bad form or no
+ * token, clientauth_reply when client authentication fails, else one of ops. */
+void		 clientauth_tokreq_start(struct wreq *r,
+		    const struct clientauth_tokops *ops);
+/* Free t (its form zeroed, its client released, its claims) and return its request,
+ * for the reply that must follow. */
+struct wreq	*clientauth_tokreq_end(struct clientauth_tokreq *t);
+/* End t with 503 temporarily_unavailable and Retry-After. */
+void		 clientauth_tokreq_unavailable(struct clientauth_tokreq *t,
+		    const char *description);
 
 #endif

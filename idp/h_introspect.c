@@ -31,86 +31,30 @@
 #include "store.h"
 #include "worker.h"
 #include "secret.h"
-#include "xalloc.h"
-
-#define INTROSPECT_REFRESH_LEN	43
-
-struct introspect_req {
-	struct wreq		*r;
-	struct worker		*w;
-	struct form		 form;
-	const char		*token;		/* owned by form */
-	struct clientauth	*auth;
-	struct client_entry	*ce;
-	const struct client	*c;
-	json_t			*claims;
-	struct store_query	*q;
-};
 
 static void
-introspect_free(struct introspect_req *x)
+introspect_reply(struct clientauth_tokreq *x, json_t *body)
 {
-	clientauth_form_free(&x->form);
-	clients_release(x->ce);
-	json_decref(x->claims);
-	x->r->hctx = NULL;
-	free(x);
+	wreq_reply_json(clientauth_tokreq_end(x), 200, body);
 }
 
 static void
-introspect_reply(struct introspect_req *x, json_t *body)
-{
-	struct wreq *r = x->r;
-
-	introspect_free(x);
-	wreq_reply_json(r, 200, body);
-}
-
-static void
-introspect_inactive(struct introspect_req *x)
+introspect_inactive(struct clientauth_tokreq *x)
 {
 	introspect_reply(x, json_pack("{sb}", "active", 0));
 }
 
 static void
-introspect_error(struct introspect_req *x, int status, const char *error,
-    const char *description)
+introspect_gone(struct clientauth_tokreq *x)
 {
-	struct wreq *r = x->r;
-
-	introspect_free(x);
-	if (status == 503)
-		wreq_header(r, "Retry-After", "1");
-	wreq_reply_error(r, status, error, description);
-}
-
-static void
-introspect_gone(struct introspect_req *x)
-{
-	struct wreq *r = x->r;
-
-	introspect_free(x);
-	wreq_reply_empty(r, 499);
-}
-
-static void
-introspect_cancel(struct wreq *r)
-{
-	struct introspect_req *x = r->hctx;
-
-	if (x == NULL)
-		return;
-	if (x->auth != NULL)
-		clientauth_cancel(x->auth);
-	else if (x->q != NULL)
-		store_cancel(x->q);
+	wreq_reply_empty(clientauth_tokreq_end(x), 499);
 }
 
 /* ---- access tokens ------------------------------------------------------------- */
 
 /* The active answer for a valid access token: its claims as RFC 7662 names them. */
 static void
-introspect_active_access(struct introspect_req *x)
+introspect_active_access(struct clientauth_tokreq *x)
 {
 	static const char *const copy[] = {
 		"scope", "client_id", "exp", "iat", "nbf", "sub", "aud", "iss", "jti",
@@ -130,7 +74,7 @@ introspect_active_access(struct introspect_req *x)
 static void
 introspect_revocation(enum revocation_answer a, void *arg)
 {
-	struct introspect_req *x = arg;
+	struct clientauth_tokreq *x = arg;
 
 	x->q = NULL;
 	switch (a) {
@@ -144,14 +88,13 @@ introspect_revocation(enum revocation_answer a, void *arg)
 		introspect_gone(x);
 		break;
 	default:
-		introspect_error(x, 503, "temporarily_unavailable",
-		    "revocations cannot be checked now");
+		clientauth_tokreq_unavailable(x, "revocations cannot be checked now");
 		break;
 	}
 }
 
 static void
-introspect_access(struct introspect_req *x)
+introspect_access(struct clientauth_tokreq *x)
 {
 	enum revocation_answer a;
 	const char *errstr;
@@ -175,7 +118,7 @@ introspect_access(struct introspect_req *x)
 static void
 introspect_refresh_found(enum store_status s, const PGresult *res, void *arg)
 {
-	struct introspect_req *x = arg;
+	struct clientauth_tokreq *x = arg;
 	const char *client, *live, *used, *disabled;
 	json_t *out;
 
@@ -185,8 +128,7 @@ introspect_refresh_found(enum store_status s, const PGresult *res, void *arg)
 		return;
 	}
 	if (s != STORE_OK) {
-		introspect_error(x, 503, "temporarily_unavailable",
-		    "the database is unavailable");
+		clientauth_tokreq_unavailable(x, "the database is unavailable");
 		return;
 	}
 	if (PQntuples(res) != 1) {
@@ -219,7 +161,7 @@ introspect_refresh_found(enum store_status s, const PGresult *res, void *arg)
 }
 
 static void
-introspect_refresh(struct introspect_req *x)
+introspect_refresh(struct clientauth_tokreq *x)
 {
 	char hash[SECRET_SHA256_HEX];
 	const char *params[1] = { hash };
@@ -227,53 +169,21 @@ introspect_refresh(struct introspect_req *x)
 	secret_sha256_hex(x->token, hash);
 	if ((x->q = store_exec(worker_store(x->w), STORE_TK_REFRESH_GET, 1, params,
 	    introspect_refresh_found, x)) == NULL)
-		introspect_error(x, 503, "temporarily_unavailable",
-		    "the database is unavailable");
+		clientauth_tokreq_unavailable(x, "the database is unavailable");
 }
 
 /* ---- the request --------------------------------------------------------------- */
 
-static void
-introspect_authenticated(const struct clientauth_result *res, void *arg)
-{
-	struct introspect_req *x = arg;
-	struct wreq *r = x->r;
-	size_t n = strlen(x->token);
-
-	x->auth = NULL;
-	if (res->status != CLIENTAUTH_OK) {
-		introspect_free(x);
-		clientauth_reply(r, res);
-		return;
-	}
-	x->ce = res->ce;
-	x->c = res->client;
-	if (accesstoken_is_jws(x->token))
-		introspect_access(x);
-	else if (n == INTROSPECT_REFRESH_LEN && strspn(x->token,
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == n)
-		introspect_refresh(x);
-	else
-		introspect_inactive(x);
-}
+/* Confidential clients only: see the top of the file. */
+static const struct clientauth_tokops introspect_ops = {
+	.flags = 0,
+	.access = introspect_access,
+	.refresh = introspect_refresh,
+	.other = introspect_inactive,
+};
 
 void
 h_introspect(struct wreq *r)
 {
-	struct introspect_req *x = xcalloc(1, sizeof(*x));
-	const char *errstr;
-
-	x->r = r;
-	x->w = r->w;
-	r->hctx = x;
-	if (clientauth_form(r, &x->form, NULL, &errstr) == -1) {
-		introspect_error(x, 400, "invalid_request", errstr);
-		return;
-	}
-	if ((x->token = clientauth_param(&x->form, "token")) == NULL) {
-		introspect_error(x, 400, "invalid_request", "token is missing");
-		return;
-	}
-	wreq_async(r, introspect_cancel);
-	x->auth = clientauth_start(r, &x->form, 0, introspect_authenticated, x);
+	clientauth_tokreq_start(r, &introspect_ops);
 }

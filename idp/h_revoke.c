@@ -30,70 +30,17 @@
 #include "store.h"
 #include "worker.h"
 #include "secret.h"
-#include "xalloc.h"
-
-#define REVOKE_REFRESH_LEN	43
-
-struct revoke_req {
-	struct wreq		*r;
-	struct worker		*w;
-	struct form		 form;
-	const char		*token;		/* owned by form */
-	struct clientauth	*auth;
-	struct client_entry	*ce;
-	const struct client	*c;
-	json_t			*claims;
-	struct store_query	*q;
-};
 
 static void
-revoke_free(struct revoke_req *x)
+revoke_ok(struct clientauth_tokreq *x)
 {
-	clientauth_form_free(&x->form);
-	clients_release(x->ce);
-	json_decref(x->claims);
-	x->r->hctx = NULL;
-	free(x);
-}
-
-static void
-revoke_ok(struct revoke_req *x)
-{
-	struct wreq *r = x->r;
-
-	revoke_free(x);
-	wreq_reply_empty(r, 200);
-}
-
-static void
-revoke_error(struct revoke_req *x, int status, const char *error,
-    const char *description)
-{
-	struct wreq *r = x->r;
-
-	revoke_free(x);
-	if (status == 503)
-		wreq_header(r, "Retry-After", "1");
-	wreq_reply_error(r, status, error, description);
-}
-
-static void
-revoke_cancel(struct wreq *r)
-{
-	struct revoke_req *x = r->hctx;
-
-	if (x == NULL)
-		return;
-	if (x->auth != NULL)
-		clientauth_cancel(x->auth);
-	else if (x->q != NULL)
-		store_cancel(x->q);
+	wreq_reply_empty(clientauth_tokreq_end(x), 200);
 }
 
 static void
 revoke_done(enum store_status s, const PGresult *res, void *arg)
 {
-	struct revoke_req *x = arg;
+	struct clientauth_tokreq *x = arg;
 	struct wreq *r = x->r;
 
 	x->q = NULL;
@@ -109,18 +56,16 @@ revoke_done(enum store_status s, const PGresult *res, void *arg)
 		revoke_ok(x);
 		break;
 	case STORE_CANCELLED:
-		revoke_free(x);
-		wreq_reply_empty(r, 499);
+		wreq_reply_empty(clientauth_tokreq_end(x), 499);
 		break;
 	default:
-		revoke_error(x, 503, "temporarily_unavailable",
-		    "the database is unavailable");
+		clientauth_tokreq_unavailable(x, "the database is unavailable");
 		break;
 	}
 }
 
 static void
-revoke_access(struct revoke_req *x)
+revoke_access(struct clientauth_tokreq *x)
 {
 	const char *errstr, *client, *jti, *params[3];
 	long long now = (long long)time(NULL), exp;
@@ -149,12 +94,11 @@ revoke_access(struct revoke_req *x)
 	params[2] = expbuf;
 	if ((x->q = store_exec(worker_store(x->w), STORE_TK_JTI_REVOKE, 3, params,
 	    revoke_done, x)) == NULL)
-		revoke_error(x, 503, "temporarily_unavailable",
-		    "the database is unavailable");
+		clientauth_tokreq_unavailable(x, "the database is unavailable");
 }
 
 static void
-revoke_refresh(struct revoke_req *x)
+revoke_refresh(struct clientauth_tokreq *x)
 {
 	char hash[SECRET_SHA256_HEX];
 	const char *params[3] = { hash, x->c->id, "revoked" };
@@ -162,52 +106,19 @@ revoke_refresh(struct revoke_req *x)
 	secret_sha256_hex(x->token, hash);
 	if ((x->q = store_exec(worker_store(x->w), STORE_TK_REFRESH_REVOKE, 3, params,
 	    revoke_done, x)) == NULL)
-		revoke_error(x, 503, "temporarily_unavailable",
-		    "the database is unavailable");
+		clientauth_tokreq_unavailable(x, "the database is unavailable");
 }
 
-static void
-revoke_authenticated(const struct clientauth_result *res, void *arg)
-{
-	struct revoke_req *x = arg;
-	struct wreq *r = x->r;
-	size_t n = strlen(x->token);
-
-	x->auth = NULL;
-	if (res->status != CLIENTAUTH_OK) {
-		revoke_free(x);
-		clientauth_reply(r, res);
-		return;
-	}
-	x->ce = res->ce;
-	x->c = res->client;
-	if (accesstoken_is_jws(x->token))
-		revoke_access(x);
-	else if (n == REVOKE_REFRESH_LEN && strspn(x->token,
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == n)
-		revoke_refresh(x);
-	else
-		revoke_ok(x);
-}
+/* Public clients too, by their client_id: they hold refresh tokens as well. */
+static const struct clientauth_tokops revoke_ops = {
+	.flags = CLIENTAUTH_ALLOW_PUBLIC,
+	.access = revoke_access,
+	.refresh = revoke_refresh,
+	.other = revoke_ok,
+};
 
 void
 h_revoke(struct wreq *r)
 {
-	struct revoke_req *x = xcalloc(1, sizeof(*x));
-	const char *errstr;
-
-	x->r = r;
-	x->w = r->w;
-	r->hctx = x;
-	if (clientauth_form(r, &x->form, NULL, &errstr) == -1) {
-		revoke_error(x, 400, "invalid_request", errstr);
-		return;
-	}
-	if ((x->token = clientauth_param(&x->form, "token")) == NULL) {
-		revoke_error(x, 400, "invalid_request", "token is missing");
-		return;
-	}
-	wreq_async(r, revoke_cancel);
-	x->auth = clientauth_start(r, &x->form, CLIENTAUTH_ALLOW_PUBLIC,
-	    revoke_authenticated, x);
+	clientauth_tokreq_start(r, &revoke_ops);
 }

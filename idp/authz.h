@@ -57,6 +57,7 @@ struct authz_params {
 	int	 prompt_none;
 	int	 prompt_login;
 	int	 prompt_consent;
+	int	 form_post;		/* response_mode=form_post, else query */
 	long	 max_age;		/* -1: none */
 };
 

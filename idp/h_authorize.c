@@ -270,8 +270,43 @@ authz_qs(struct evbuffer *b, int *first, const char *name, const char *value)
 	free(v);
 }
 
-/* Redirect to the client's redirect URI with the parameters (name, value pairs,
- * NULL-terminated; NULL values left out), state and iss. */
+/* The response in response_mode=form_post: a page whose form POSTs the parameters
+ * (as authz_redirect), state and iss to the redirect URI. */
+static void
+authz_form_post(struct authz *a, const char *const *kv)
+{
+	struct html_field f[8];
+	struct wreq *r = a->r;
+	const char *origins[1], *err;
+	size_t n = 0, i;
+	char *page;
+
+	for (i = 0; kv[i] != NULL && n < 6; i += 2)
+		if (kv[i + 1] != NULL) {
+			f[n].name = kv[i];
+			f[n++].value = kv[i + 1];
+		}
+	if (a->p.state != NULL) {
+		f[n].name = "state";
+		f[n++].value = a->p.state;
+	}
+	f[n].name = "iss";
+	f[n++].value = worker_conf(a->w)->issuer;
+	page = html_form_post_page(a->p.redirect_uri, f, n);
+	origins[0] = a->p.redirect_uri;
+	if (html_form_post_headers(r->req, worker_conf(a->w)->issuer, origins, 1,
+	    &err) == -1)
+		log_warnx("%s: client %s: form_post to a redirect URI that CSP form-action "
+		    "cannot name (%s): browsers will not send the response", r->id,
+		    a->c != NULL ? a->c->id : "?", err);
+	authz_free(a);
+	wreq_reply(r, 200, NULL, page, strlen(page));
+	free(page);
+}
+
+/* Send the browser back to the client's redirect URI with the parameters (name,
+ * value pairs, NULL-terminated, at most 3; NULL values left out), state and iss: in
+ * the query of a redirect, or POSTed by a form_post page. */
 static void
 authz_redirect(struct authz *a, const char *const *kv)
 {
@@ -281,6 +316,11 @@ authz_redirect(struct authz *a, const char *const *kv)
 	size_t n, i;
 	char *loc;
 
+	if (a->p.form_post) {
+		evbuffer_free(b);
+		authz_form_post(a, kv);
+		return;
+	}
 	if (b == NULL)
 		fatalx("authorize: out of memory");
 	evbuffer_add(b, u, strlen(u));
@@ -499,6 +539,7 @@ authz_params_json(const struct authz_params *p)
 	json_object_set_new(o, "prompt_none", json_boolean(p->prompt_none));
 	json_object_set_new(o, "prompt_login", json_boolean(p->prompt_login));
 	json_object_set_new(o, "prompt_consent", json_boolean(p->prompt_consent));
+	json_object_set_new(o, "form_post", json_boolean(p->form_post));
 	json_object_set_new(o, "max_age", json_integer(p->max_age));
 	return o;
 }
@@ -521,6 +562,7 @@ authz_params_from_json(struct authz_params *p, const char *text)
 	p->prompt_none = json_is_true(json_object_get(o, "prompt_none"));
 	p->prompt_login = json_is_true(json_object_get(o, "prompt_login"));
 	p->prompt_consent = json_is_true(json_object_get(o, "prompt_consent"));
+	p->form_post = json_is_true(json_object_get(o, "form_post"));
 	v = json_object_get(o, "max_age");
 	p->max_age = json_is_integer(v) ? (long)json_integer_value(v) : -1;
 	json_decref(o);
@@ -1017,6 +1059,9 @@ authorize_client_loaded(struct authz *a)
 	 * carry it; a repeated state is echoed as its first value. */
 	if ((v = authz_param(a, "state")) != NULL && strlen(v) <= AUTHZ_MAX_STATE)
 		a->p.state = xstrdup(v);
+	/* And the response mode, so that they go back the way the client asked. */
+	if ((v = authz_param(a, "response_mode")) != NULL && strcmp(v, "form_post") == 0)
+		a->p.form_post = 1;
 	a->redirect_ok = 1;
 
 	if ((rep = form_first_repeat(&a->form)) != NULL) {
@@ -1052,9 +1097,10 @@ authorize_client_loaded(struct authz *a)
 		    "only response_type=code is supported");
 		return;
 	}
-	if ((v = authz_param(a, "response_mode")) != NULL && strcmp(v, "query") != 0) {
+	if ((v = authz_param(a, "response_mode")) != NULL && strcmp(v, "query") != 0 &&
+	    strcmp(v, "form_post") != 0) {
 		authz_redirect_error(a, "invalid_request",
-		    "only response_mode=query is supported");
+		    "response_mode must be query or form_post");
 		return;
 	}
 	if (!authz_json_has(c->grants, "authorization_code")) {

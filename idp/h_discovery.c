@@ -67,7 +67,8 @@ h_discovery_init(struct worker *w, const struct idp_config *conf)
 	json_object_set_new(d, "end_session_endpoint", json_string(u));
 	free(u);
 	json_object_set_new(d, "response_types_supported", json_pack("[s]", "code"));
-	json_object_set_new(d, "response_modes_supported", json_pack("[s]", "query"));
+	json_object_set_new(d, "response_modes_supported", json_pack("[ss]", "query",
+	    "form_post"));
 	json_object_set_new(d, "code_challenge_methods_supported",
 	    conf->allow_plain_pkce ? json_pack("[ss]", "S256", "plain") :
 	    json_pack("[s]", "S256"));

@@ -1,10 +1,11 @@
 /* html.c: the provider's server-rendered pages and their security headers.
  *
  * The pages are small HTML5 documents built into an evbuffer and handed out as one
- * malloc'ed string. They carry no script and no inline event handler; their only
- * styling is the one <style> block below, which the Content-Security-Policy admits by
- * its SHA-256 hash (style-src 'sha256-...'), computed once on first use, so that no
- * other style (and nothing else: default-src 'none') can run in them.
+ * malloc'ed string. They carry no inline event handler, and no script except the
+ * one line that submits the form_post response page (sent with its own headers,
+ * html_form_post_headers); their only styling is the one <style> block below. The
+ * Content-Security-Policy admits the two by their SHA-256 hashes ('sha256-...'),
+ * computed once on first use, so that nothing else (default-src 'none') runs in them.
  *
  * Everything a page shows that did not come from this file (client names, usernames,
  * messages, scope names, the form action, hidden field names and values) goes through
@@ -65,8 +66,13 @@ static const char html_css[] =
 	"--card:#161b22;--line:#3d444d;--muted:#9198a1;--accent:#1f6feb}\n"
 	".error{color:#ffc1bb;background:#3d1214;border-color:#8e1519}}\n";
 
-static pthread_once_t	 style_once = PTHREAD_ONCE_INIT;
+/* The only script: the form_post page submits its form at once (OAuth 2.0 Form Post
+ * Response Mode); without JavaScript the page's button does it. */
+static const char html_submit_js[] = "document.forms[0].submit();";
+
+static pthread_once_t	 hash_once = PTHREAD_ONCE_INIT;
 static char		 style_hash[64];	/* 'sha256-<44 base64 characters>' */
+static char		 script_hash[64];
 
 static const struct {
 	const char	*scope;
@@ -241,26 +247,42 @@ esc(struct evbuffer *b, const char *s)
 
 /* --- the style hash ------------------------------------------------------------ */
 
+/* out = "'sha256-<base64 of SHA-256(s)>'", a CSP hash source. */
 static void
-style_hash_init(void)
+csp_hash(const char *s, size_t len, char out[64])
 {
 	unsigned char md[32];
 	char b64[sodium_base64_ENCODED_LEN(sizeof(md), sodium_base64_VARIANT_ORIGINAL)];
 	size_t mdlen = 0;
 
-	if (!EVP_Q_digest(NULL, "SHA256", NULL, html_css, sizeof(html_css) - 1, md,
-	    &mdlen) || mdlen != sizeof(md))
-		fatalx("html: SHA-256 of the style block failed");
+	if (!EVP_Q_digest(NULL, "SHA256", NULL, s, len, md, &mdlen) ||
+	    mdlen != sizeof(md))
+		fatalx("html: SHA-256 failed");
 	sodium_bin2base64(b64, sizeof(b64), md, sizeof(md), sodium_base64_VARIANT_ORIGINAL);
-	snprintf(style_hash, sizeof(style_hash), "'sha256-%s'", b64);
+	snprintf(out, 64, "'sha256-%s'", b64);
+}
+
+static void
+hashes_init(void)
+{
+	csp_hash(html_css, sizeof(html_css) - 1, style_hash);
+	csp_hash(html_submit_js, sizeof(html_submit_js) - 1, script_hash);
 }
 
 const char *
 html_style_hash(void)
 {
-	if (pthread_once(&style_once, style_hash_init) != 0)
+	if (pthread_once(&hash_once, hashes_init) != 0)
 		fatalx("html: pthread_once");
 	return style_hash;
+}
+
+const char *
+html_script_hash(void)
+{
+	if (pthread_once(&hash_once, hashes_init) != 0)
+		fatalx("html: pthread_once");
+	return script_hash;
 }
 
 /* --- page parts ---------------------------------------------------------------- */
@@ -506,6 +528,30 @@ html_logout_page(const struct html_logout *p)
 }
 
 char *
+html_form_post_page(const char *action, const struct html_field *fields, size_t nfields)
+{
+	struct evbuffer *b;
+	char *host = url_host(action);
+	size_t i;
+
+	b = page_begin("Continue to ", host);
+	put(b, "<h1>Continue to ");
+	esc(b, host);
+	put(b, "</h1>\n<form method=\"post\" action=\"");
+	esc(b, action);
+	put(b, "\">\n");
+	for (i = 0; i < nfields; i++)
+		if (fields[i].name != NULL)
+			hidden(b, fields[i].name, fields[i].value);
+	put(b, "<button type=\"submit\">Continue</button>\n"
+	    "</form>\n<script>");
+	put(b, html_submit_js);
+	put(b, "</script>\n");
+	free(host);
+	return page_end(b);
+}
+
+char *
 html_logged_out_page(void)
 {
 	struct evbuffer *b = page_begin("Signed out", NULL);
@@ -632,9 +678,9 @@ header_set(struct evkeyvalq *h, const char *name, const char *value)
 		fatalx("html: cannot add header %s", name);
 }
 
-int
-html_security_headers(struct evhttp_request *req, const char *issuer,
-    const char *const *form_origins, size_t norigins, const char **errstr)
+static int
+security_headers(struct evhttp_request *req, const char *issuer,
+    const char *const *form_origins, size_t norigins, int script, const char **errstr)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	struct evbuffer *b = buf_new();
@@ -663,6 +709,10 @@ html_security_headers(struct evhttp_request *req, const char *issuer,
 	}
 	put(b, "; frame-ancestors 'none'; base-uri 'none'; style-src ");
 	put(b, html_style_hash());
+	if (script) {
+		put(b, "; script-src ");
+		put(b, html_script_hash());
+	}
 	csp = buf_finish(b);
 	free(srcs);
 
@@ -679,4 +729,18 @@ html_security_headers(struct evhttp_request *req, const char *issuer,
 		return -1;
 	}
 	return 0;
+}
+
+int
+html_security_headers(struct evhttp_request *req, const char *issuer,
+    const char *const *form_origins, size_t norigins, const char **errstr)
+{
+	return security_headers(req, issuer, form_origins, norigins, 0, errstr);
+}
+
+int
+html_form_post_headers(struct evhttp_request *req, const char *issuer,
+    const char *const *form_origins, size_t norigins, const char **errstr)
+{
+	return security_headers(req, issuer, form_origins, norigins, 1, errstr);
 }

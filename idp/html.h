@@ -1,5 +1,6 @@
-/* html.h: the provider's server-rendered pages (login, consent, error, logout) and the
- * security headers they are sent with. No JavaScript; everything reflected is escaped. */
+/* html.h: the provider's server-rendered pages (login, consent, error, logout, the
+ * form_post response) and the security headers they are sent with. No JavaScript but
+ * the form_post page's one line; everything reflected is escaped. */
 #ifndef IDP_HTML_H
 #define IDP_HTML_H
 
@@ -74,6 +75,12 @@ char	*html_error_page(const char *title, const char *message);
 char	*html_logout_page(const struct html_logout *);
 /* "You are signed out". */
 char	*html_logged_out_page(void);
+/* The authorization response in response_mode=form_post (OAuth 2.0 Form Post Response
+ * Mode): "Continue to <host of action>" and a form that POSTs the fields to action,
+ * submitted at once by the page's one script line, or by its "Continue" button where
+ * scripts do not run. Send it with html_form_post_headers(). */
+char	*html_form_post_page(const char *action, const struct html_field *fields,
+	    size_t nfields);
 
 /* The scope's description on the consent page, or NULL for a scope not known here. */
 const char *html_scope_description(const char *scope);
@@ -124,8 +131,14 @@ void	 html_escape_buf(struct evbuffer *out, const char *s, size_t len);
 int	 html_security_headers(struct evhttp_request *req, const char *issuer,
 	    const char *const *form_origins, size_t norigins, const char **errstr);
 
+/* html_security_headers() plus "script-src <html_script_hash()>", for the form_post
+ * page alone. form_origins must admit the page's form action. */
+int	 html_form_post_headers(struct evhttp_request *req, const char *issuer,
+	    const char *const *form_origins, size_t norigins, const char **errstr);
+
 /* The CSP source of the style block: "'sha256-<base64>'" (computed once, on first
- * use). */
+ * use); and of the form_post page's script. */
 const char *html_style_hash(void);
+const char *html_script_hash(void);
 
 #endif

@@ -21,7 +21,7 @@
 
 static const char *const tags[] = {
 	"html", "head", "meta", "title", "style", "body", "main", "h1", "p", "ul", "li",
-	"form", "input", "label", "button", "div",
+	"form", "input", "label", "button", "div", "script",
 };
 static const char *const attrs[] = {
 	"lang", "charset", "name", "content", "class", "role", "method", "action", "type",
@@ -108,6 +108,10 @@ strict_parse(const char *page)
 			if ((p = strstr(p, "</style>")) == NULL)
 				return "style not closed";
 		}
+		if (strncmp(tag - 1, "<script>", 8) == 0) {
+			if ((p = strstr(p, "</script>")) == NULL)
+				return "script not closed";
+		}
 	}
 	len = strlen(page);
 	if (len < 8 || strcmp(page + len - 8, "</html>\n") != 0)
@@ -145,24 +149,31 @@ check_document(const char *page, const char *title)
 	CHECK(!has(page, "http-equiv") && !has(page, "<a ") && !has(page, "src="));
 }
 
-/* The <style> block's contents hashed here, independently of html.c. */
+/* The contents of the page's first open...close block (<style>, <script>) hashed
+ * here, independently of html.c, as a CSP hash source. */
 static char *
-style_hash_of(const char *page)
+block_hash_of(const char *page, const char *open, const char *close)
 {
-	const char *s = strstr(page, "<style>"), *e;
+	const char *s = strstr(page, open), *e;
 	unsigned char md[EVP_MAX_MD_SIZE], b64[64];
 	unsigned int mdlen;
 	char *out;
 
-	if (s == NULL || (e = strstr(s, "</style>")) == NULL)
+	if (s == NULL || (e = strstr(s, close)) == NULL)
 		return NULL;
-	s += strlen("<style>");
+	s += strlen(open);
 	if (!EVP_Digest(s, (size_t)(e - s), md, &mdlen, EVP_sha256(), NULL))
 		return NULL;
 	EVP_EncodeBlock(b64, md, (int)mdlen);
 	out = malloc(128);
 	snprintf(out, 128, "'sha256-%s'", b64);
 	return out;
+}
+
+static char *
+style_hash_of(const char *page)
+{
+	return block_hash_of(page, "<style>", "</style>");
 }
 
 static void
@@ -556,6 +567,64 @@ test_headers(const char *dir)
 	free(page);
 }
 
+/* The form_post response page: the one page with a script, and its own headers. */
+static void
+test_form_post(const char *dir)
+{
+	const struct html_field f[] = {
+		{ "code", "c0de" },
+		{ "state", "\"><script>alert(1)</script>" },
+		{ NULL, "skipped" },
+		{ "iss", "https://idp.example.com" },
+	};
+	const char *const origins[] = { "https://rp.example.com/cb" };
+	const char *err, *csp;
+	char want[1024], *p, *h, *sh;
+	struct evhttp_request *req;
+	struct evkeyvalq *hd;
+
+	p = html_form_post_page("https://rp.example.com/cb?a=1&b=\"2\"", f, 4);
+	err = strict_parse(p);
+	if (err != NULL)
+		fprintf(stderr, "strict_parse: %s\n", err);
+	CHECK(err == NULL);
+	CHECK(has(p, "<title>Continue to rp.example.com</title>"));
+	CHECK(has(p, "<h1>Continue to rp.example.com</h1>\n"
+	    "<form method=\"post\" action=\"https://rp.example.com/cb?a&#61;1&amp;b&#61;"
+	    "&quot;2&quot;\">\n"
+	    "<input type=\"hidden\" name=\"code\" value=\"c0de\">\n"
+	    "<input type=\"hidden\" name=\"state\" value=\"&quot;&gt;&lt;script&gt;"
+	    "alert(1)&lt;/script&gt;\">\n"
+	    "<input type=\"hidden\" name=\"iss\" value=\"https://idp.example.com\">\n"
+	    "<button type=\"submit\">Continue</button>\n</form>\n<script>"));
+	CHECK(!has(p, "skipped") && count(p, "type=\"hidden\"") == 3);
+	CHECK(count(p, "<script") == 1 && count(p, "<form") == 1);
+	CHECK(!has(p, "javascript:") && !has(p, "<a ") && !has(p, "src="));
+	h = block_hash_of(p, "<script>", "</script>");
+	CHECK(h != NULL && strcmp(h, html_script_hash()) == 0);
+	sh = style_hash_of(p);
+	CHECK(sh != NULL && strcmp(sh, html_style_hash()) == 0);
+	save(dir, "form-post.html", p);
+	free(p);
+
+	req = evhttp_request_new(NULL, NULL);
+	hd = evhttp_request_get_output_headers(req);
+	CHECK(html_form_post_headers(req, "https://idp.example.com", origins, 1, NULL) == 0);
+	snprintf(want, sizeof(want), "default-src 'none'; form-action 'self' "
+	    "https://idp.example.com https://rp.example.com; frame-ancestors 'none'; "
+	    "base-uri 'none'; style-src %s; script-src %s", sh ? sh : "?", h ? h : "?");
+	CHECK(header_is(hd, "Content-Security-Policy", want));
+	CHECK(header_is(hd, "X-Frame-Options", "DENY"));
+	CHECK(header_is(hd, "Cache-Control", "no-store"));
+	/* The other pages' headers still admit no script. */
+	CHECK(html_security_headers(req, "https://idp.example.com", origins, 1, NULL) == 0);
+	csp = evhttp_find_header(hd, "Content-Security-Policy");
+	CHECK(csp != NULL && !has(csp, "script-src"));
+	evhttp_request_free(req);
+	free(h);
+	free(sh);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -568,5 +637,6 @@ main(int argc, char *argv[])
 	test_consent(dir);
 	test_error_and_logout(dir);
 	test_headers(dir);
+	test_form_post(dir);
 	return CHECK_DONE();
 }

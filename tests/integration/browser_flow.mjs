@@ -3,12 +3,15 @@
 // Opens the authorization URL, takes a screenshot of the login page, fills in the
 // username and password, clicks "Sign in", clicks "Allow" when the consent page comes,
 // and waits until the browser lands on the redirect URI.
-// Usage: node browser_flow.mjs AUTHORIZE_URL USERNAME PASSWORD REDIRECT_URI SCREENSHOT.png
-// Prints one JSON line {"ok": true, "code", "state", "iss", "csp_violations": [...]} or
-// exits 1 with the error.
+// Usage: node browser_flow.mjs AUTHORIZE_URL USERNAME PASSWORD REDIRECT_URI SCREENSHOT.png|- [MODE]
+// MODE is query (the default: the response comes in the redirect's query) or form_post
+// (the response page's script must submit its form: the browser POSTs the response to
+// the redirect URI). "-" takes no screenshot.
+// Prints one JSON line {"ok": true, "method", "code", "state", "iss", "csp_violations":
+// [...]} or exits 1 with the error.
 import { chromium } from 'playwright-core';
 
-const [url, username, password, redirectUri, screenshot] = process.argv.slice(2);
+const [url, username, password, redirectUri, screenshot, mode = 'query'] = process.argv.slice(2);
 const browser = await chromium.launch({
 	executablePath: '/usr/bin/chromium',
 	args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
@@ -25,7 +28,11 @@ try {
 	});
 	await page.goto(url);
 	await page.waitForSelector('input[name="username"]');
-	await page.screenshot({ path: screenshot, fullPage: true });
+	if (screenshot !== '-')
+		await page.screenshot({ path: screenshot, fullPage: true });
+	// The request that brings the response to the redirect URI.
+	const landing = page.waitForRequest((q) => q.url().startsWith(redirectUri)
+		&& q.isNavigationRequest(), { timeout: 30000 });
 
 	await page.fill('input[name="username"]', username);
 	await page.fill('input[name="password"]', password);
@@ -37,13 +44,16 @@ try {
 	if (await allow.count() > 0) {
 		await Promise.all([page.waitForNavigation(), allow.click()]);
 	}
-	await page.waitForURL((u) => u.href.startsWith(redirectUri + '?'), { timeout: 30000 });
-	const landed = new URL(page.url());
+	const req = await landing;
+	await page.waitForURL((u) => u.href.startsWith(redirectUri), { timeout: 30000 });
+	const params = mode === 'form_post' ? new URLSearchParams(req.postData() || '')
+		: new URL(req.url()).searchParams;
 	console.log(JSON.stringify({
 		ok: true,
-		code: landed.searchParams.get('code'),
-		state: landed.searchParams.get('state'),
-		iss: landed.searchParams.get('iss'),
+		method: req.method(),
+		code: params.get('code'),
+		state: params.get('state'),
+		iss: params.get('iss'),
 		csp_violations: violations,
 	}));
 } catch (e) {

@@ -180,6 +180,14 @@ received = []
 class CallbackHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         received.append(self.path)
+        self.reply()
+
+    def do_POST(self):  # response_mode=form_post
+        n = int(self.headers.get("Content-Length") or 0)
+        received.append(self.path + "?" + self.rfile.read(n).decode("utf-8", "replace"))
+        self.reply()
+
+    def reply(self):
         body = b"<!doctype html><title>callback</title><p>signed in</p>"
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
@@ -239,9 +247,9 @@ with PgCluster() as pg:
         check("discovery: authorization and end-session endpoints",
               d.get("authorization_endpoint") == iss + "/authorize"
               and d.get("end_session_endpoint") == iss + "/logout", d)
-        check("discovery: code, query, S256 only, iss parameter",
+        check("discovery: code; query and form_post; S256 only; iss parameter",
               d.get("response_types_supported") == ["code"]
-              and d.get("response_modes_supported") == ["query"]
+              and d.get("response_modes_supported") == ["query", "form_post"]
               and d.get("code_challenge_methods_supported") == ["S256"]
               and d.get("authorization_response_iss_parameter_supported") is True
               and {"openid", "profile", "email", "offline_access"} <= set(d.get("scopes_supported", []))
@@ -447,6 +455,41 @@ with PgCluster() as pg:
             "a negative max_age: invalid_request")
         err(authorize_url(web["client_id"], CB, state="e-st", request="eyJ.x.y"), "request_not_supported",
             "request objects: request_not_supported")
+        err(authorize_url(web["client_id"], CB, state="e-st", response_mode="fragment"), "invalid_request",
+            "response_mode=fragment: invalid_request, in the query")
+
+        # ---- response_mode=form_post (OAuth 2.0 Form Post Response Mode) ------------------
+        fb = Browser(iss)
+        p = fb.get(authorize_url(spa["client_id"], None, state="fp-st", response_mode="form_post",
+                                 code_challenge=ch2, code_challenge_method="S256"))
+        p2 = login(fb, p, "alice", "correct horse battery")
+        f = p2.forms()
+        ff = f[0]["fields"] if f else {}
+        check("form_post: a 200 page whose one form POSTs code, state and iss to the redirect URI",
+              p2.status == 200 and p2.location() is None and len(f) == 1 and f[0]["method"] == "post"
+              and f[0]["action"] == "http://127.0.0.1:9/spa" and len(ff.get("code", "")) == 43
+              and ff.get("state") == "fp-st" and ff.get("iss") == iss
+              and any(b.get("type") == "submit" for b in f[0]["buttons"]), (p2.status, p2.text[-800:]))
+        check("form_post: the code is a real one",
+              ff.get("code") and pg.psql("SELECT count(*) FROM auth_codes WHERE code_hash = "
+                                         f"sha256('{ff['code']}') AND client_id = '{spa['client_id']}'") == "1", ff)
+        csp = p2.header("Content-Security-Policy") or ""
+        a, z = p2.text.find("<script>"), p2.text.find("</script>")
+        js = p2.text[a + len("<script>"):z] if 0 <= a < z else ""
+        js_hash = base64.b64encode(hashlib.sha256(js.encode()).digest()).decode()
+        check("form_post: CSP admits the page's one script by its hash, the redirect URI as form-action",
+              js and p2.text.count("<script") == 1 and f"script-src 'sha256-{js_hash}'" in csp
+              and "default-src 'none'" in csp and "http://127.0.0.1:9" in csp
+              and p2.header("X-Frame-Options") == "DENY" and p2.header("Cache-Control") == "no-store",
+              (js, csp))
+        p = Browser(iss).get(authorize_url(web["client_id"], CB, state="fp<st>", prompt="none",
+                                           response_mode="form_post"))
+        f = p.forms()
+        ff = f[0]["fields"] if f else {}
+        check("form_post: errors are posted back too (prompt=none: login_required), state escaped",
+              p.status == 200 and p.location() is None and f and f[0]["action"] == CB
+              and ff.get("error") == "login_required" and ff.get("state") == "fp<st>" and ff.get("iss") == iss
+              and "fp<st>" not in p.text, (p.status, p.text[-600:]))
         p = Browser(iss).get(authorize_url(svc["client_id"], None))
         check("a client without redirect URIs: error page", p.status == 400 and p.location() is None, p.status)
 
@@ -743,6 +786,28 @@ with PgCluster() as pg:
             check("...and the screenshot of the login page", os.path.exists(shot) and os.path.getsize(shot) > 1000
                   and open(shot, "rb").read(8) == b"\x89PNG\r\n\x1a\n", shot)
             check("the page ran without CSP violations", out.get("csp_violations") == [], out.get("csp_violations"))
+
+            # The same with response_mode=form_post: the page's script must run under its
+            # CSP and the browser must POST the response to the redirect URI.
+            received.clear()
+            url = iss + authorize_url(demo["client_id"], CB, state="fp-browser", scope="openid",
+                                      response_mode="form_post", code_challenge=pkce_pair()[1],
+                                      code_challenge_method="S256")
+            r = subprocess.run(["node", os.path.join(HERE, "browser_flow.mjs"), url, "carol2", "carol2 password",
+                                CB, "-", "form_post"], capture_output=True, text=True, timeout=180,
+                               env={**os.environ, "NODE_PATH": node_modules})
+            out = {}
+            try:
+                out = json.loads(r.stdout.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                pass
+            posted = [urllib.parse.parse_qs(x.split("?", 1)[1]) for x in received if "?" in x]
+            check("Chromium with response_mode=form_post: the page submits itself, the browser POSTs "
+                  "code, state and iss to the redirect URI, with no CSP violation",
+                  r.returncode == 0 and out.get("code") and out.get("state") == "fp-browser"
+                  and out.get("iss") == iss and out.get("method") == "POST"
+                  and any(q.get("code") == [out["code"]] for q in posted)
+                  and out.get("csp_violations") == [], (r.returncode, r.stdout[-800:], r.stderr[-1500:]))
 
         log = env.log()
         check("no password, cookie or code in the log",

@@ -74,17 +74,24 @@ class IdpEnv:
         if wait_ready:
             self.wait_ready()
 
-    def wait_ready(self, timeout=60):
+    def wait_ready(self, timeout=60, in_a_row=10):
+        """Until /readyz answers 200 in_a_row times, each on a new connection: each
+        worker answers for itself (its own database connection, which may still be in
+        its reconnect back-off after PostgreSQL came back), and new connections are
+        shared out among the workers."""
         deadline = time.monotonic() + timeout
+        ok = 0
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"idp exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                if self.get("/readyz").status == 200:
-                    return
+                ok = ok + 1 if self.get("/readyz").status == 200 else 0
             except OSError:
-                pass
-            time.sleep(0.05)
+                ok = 0
+            if ok >= in_a_row:
+                return
+            if ok == 0:
+                time.sleep(0.05)
         raise RuntimeError("idp did not become ready:\n" + self.log())
 
     def log(self):

@@ -161,7 +161,10 @@ accesstoken_verify(const char *token, const char *issuer, long long now, json_t 
 	}
 	typ = json_string_value(json_object_get(h, "typ"));
 	kid = json_string_value(json_object_get(h, "kid"));
-	if (typ == NULL || strcmp(typ, "at+jwt") != 0) {
+	/* at+jwt (RFC 9068), or JWT where access_token_typ says so (for verifiers that
+	 * take nothing else); either way the claims below set it apart from an ID token,
+	 * which has neither jti nor client_id. */
+	if (typ == NULL || (strcmp(typ, "at+jwt") != 0 && strcmp(typ, "JWT") != 0)) {
 		json_decref(h);
 		*errstr = "not an access token (typ)";
 		return ACCESSTOKEN_INVALID;
@@ -184,8 +187,9 @@ accesstoken_verify(const char *token, const char *issuer, long long now, json_t 
 		goto invalid;
 	}
 	if (!json_is_string(json_object_get(c, "jti")) ||
-	    !json_is_string(json_object_get(c, "sub"))) {
-		*errstr = "no jti or sub";
+	    !json_is_string(json_object_get(c, "sub")) ||
+	    !json_is_string(json_object_get(c, "client_id"))) {
+		*errstr = "no jti, sub or client_id";
 		goto invalid;
 	}
 	exp = at_time(c, "exp");

@@ -17,6 +17,7 @@ const struct config_key idp_config_keys[] = {
 	K("key_encryption_key_file", CONFIG_STRING, key_encryption_key_file, NULL, 0, 0),
 	K("workers", CONFIG_INT, workers, "0", 0, 64),
 	K("signing_alg", CONFIG_STRING, signing_alg, "RS256", 0, 0),
+	K("access_token_typ", CONFIG_STRING, access_token_typ, "at+jwt", 0, 0),
 	K("access_token_ttl", CONFIG_DURATION, access_token_ttl, "15m", 1, 86400),
 	K("key_rotation_interval", CONFIG_DURATION, key_rotation_interval, "7d", 2,
 	    365L * 86400),
@@ -90,6 +91,12 @@ idp_config_check(struct idp_config *c, char *err, size_t errlen)
 	    alg != JWS_ALG_EDDSA) {
 		snprintf(err, errlen, "signing_alg must be RS256, PS256, ES256 or EdDSA, "
 		    "not '%s'", c->signing_alg);
+		return -1;
+	}
+	if (strcmp(c->access_token_typ, "at+jwt") != 0 &&
+	    strcmp(c->access_token_typ, "JWT") != 0) {
+		snprintf(err, errlen, "access_token_typ must be at+jwt or JWT, not '%s'",
+		    c->access_token_typ);
 		return -1;
 	}
 	if (c->key_rotation_interval < c->jwks_max_age + c->key_publish_margin) {

@@ -383,7 +383,8 @@ token_client_credentials(struct token_req *t)
 	if ((s = json_dumps(claims, JSON_COMPACT)) == NULL)
 		fatalx("token: json_dumps");
 	json_decref(claims);
-	t->sign = signclient_sign(worker_signer(t->w), "at+jwt", s, strlen(s),
+	t->sign = signclient_sign(worker_signer(t->w), conf->access_token_typ, s,
+	    strlen(s),
 	    token_cc_signed, t);
 	free(s);
 	if (t->sign == NULL)
@@ -753,7 +754,8 @@ token_sign_access(struct token_req *t)
 	if ((s = json_dumps(claims, JSON_COMPACT)) == NULL)
 		fatalx("token: json_dumps");
 	json_decref(claims);
-	t->sign = signclient_sign(worker_signer(t->w), "at+jwt", s, strlen(s),
+	t->sign = signclient_sign(worker_signer(t->w), conf->access_token_typ, s,
+	    strlen(s),
 	    token_access_signed, t);
 	free(s);
 	if (t->sign == NULL)

@@ -14,6 +14,7 @@ struct idp_config {
 	char	*key_encryption_key_file;	/* 32 bytes, mode 0600 or stricter */
 	long	 workers;			/* 0 = one per core */
 	char	*signing_alg;			/* RS256, PS256, ES256, EdDSA */
+	char	*access_token_typ;		/* the JWS typ of access tokens */
 	long	 access_token_ttl;		/* seconds */
 	long	 key_rotation_interval;		/* seconds a key signs */
 	long	 jwks_max_age;			/* Cache-Control max-age of the JWKS */

@@ -148,7 +148,22 @@ test_accesstoken(void)
 	tok = sign(ours, "at+jwt", "k1", claims(NOW - 1));
 	CHECK(verify(tok) == ACCESSTOKEN_EXPIRED);
 	free(tok);
-	tok = sign(ours, "JWT", "k1", claims(NOW + 60));	/* an ID token */
+	/* typ JWT (access_token_typ = JWT): an access token by its claims. */
+	tok = sign(ours, "JWT", "k1", claims(NOW + 60));
+	CHECK(verify(tok) == ACCESSTOKEN_OK);
+	free(tok);
+	/* An ID token, whatever its typ: no jti, no client_id. */
+	tok = sign(ours, "JWT", "k1", json_pack("{sssssssIsIss}", "iss", ISS, "sub", "user-1",
+	    "aud", "web", "exp", (json_int_t)(NOW + 60), "iat", (json_int_t)(NOW - 10),
+	    "nonce", "n"));
+	CHECK(verify(tok) == ACCESSTOKEN_INVALID);
+	free(tok);
+	tok = sign(ours, "at+jwt", "k1", json_pack("{sssssssIsIss}", "iss", ISS, "sub",
+	    "user-1", "aud", "web", "exp", (json_int_t)(NOW + 60), "iat",
+	    (json_int_t)(NOW - 10), "jti", "j"));		/* no client_id */
+	CHECK(verify(tok) == ACCESSTOKEN_INVALID);
+	free(tok);
+	tok = sign(ours, "id+jwt", "k1", claims(NOW + 60));	/* another typ */
 	CHECK(verify(tok) == ACCESSTOKEN_INVALID);
 	free(tok);
 	tok = sign(ours, "at+jwt", NULL, claims(NOW + 60));	/* no kid */

@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from pgcluster import PgCluster  # noqa: E402
@@ -200,6 +201,36 @@ with PgCluster() as pg:
         ok = [env.token({"grant_type": "client_credentials"}, auth=(svc["client_id"], s)).status
               for s in (svc["client_secret"], second["client_secret"])]
         check("two live secrets both work", ok == [200, 200], ok)
+
+        # access_token_typ = JWT, for verifiers that refuse at+jwt (Spring's defaults).
+        bad = os.path.join(env.dir, "typ.conf")
+        open(bad, "w").write(open(env.conf_path).read() + 'access_token_typ = "jwt+at"\n')
+        r = subprocess.run([IDP, "-n", "-c", bad], capture_output=True, text=True)
+        check("access_token_typ other than at+jwt or JWT is refused",
+              r.returncode != 0 and "access_token_typ" in r.stderr, r.stderr)
+        before = t["access_token"]
+        env.stop()
+        env.conf["access_token_typ"] = "JWT"
+        env.write_conf()
+        env.start()
+        r = env.token({"grant_type": "client_credentials"}, auth=(svc["client_id"], svc["client_secret"]))
+        at = r.json().get("access_token", "") if r.status == 200 else ""
+        secrets_seen.append(at)
+        h = b64json(at.split(".")[0]) if at else {}
+        key = pyjwk.get_signing_key_from_jwt(at) if at else None
+        dec = jwt.decode(at, key.key, algorithms=["RS256"], audience="https://api.example",
+                         issuer=iss) if key else {}
+        check("access_token_typ = JWT: the header says JWT, the claims stay RFC 9068's, PyJWT verifies",
+              h.get("typ") == "JWT" and dec.get("client_id") == svc["client_id"] and dec.get("jti"), (h, dec))
+
+        def introspect(tok):
+            return env.request("POST", "/introspect", urllib.parse.urlencode({"token": tok}), {
+                "Authorization": "Basic " + base64.b64encode(
+                    f"{svc['client_id']}:{svc['client_secret']}".encode()).decode(),
+                "Content-Type": "application/x-www-form-urlencoded"}).json()
+        check("...and idp still takes both kinds as access tokens (introspection)",
+              introspect(at).get("active") is True and introspect(before).get("active") is True,
+              (introspect(at), introspect(before)))
 
         # Repeated failures slow down, then 429.
         statuses = [env.token({"grant_type": "client_credentials"}, auth=(svc["client_id"], f"bad{i}")).status

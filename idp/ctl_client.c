@@ -27,19 +27,12 @@
  * Changes to a client's secrets are serialized by locking the client's row.
  */
 
-#define CTL_CLIENT_ID_BYTES	16	/* 128 bits */
 #define CTL_SECRET_BYTES	32	/* 256 bits */
 #define CTL_MAX_SECRETS		2
 #define CTL_MAX_NAME		200
 
-/* A list of distinct strings, borrowed (from argv, literals or a ctl_words). */
+/* A list of distinct strings, copies the list owns. */
 struct ctl_strs {
-	const char	**v;
-	size_t		  n;
-};
-
-/* Strings the command made and owns (the words of split --scope values). */
-struct ctl_words {
 	char	**v;
 	size_t	  n;
 };
@@ -87,7 +80,7 @@ static const char ctl_sql_secret_revoke[] =
 	"UPDATE client_secrets SET revoked_at = now()"
 	" WHERE client_id = $1 AND id = $2::bigint AND revoked_at IS NULL";
 
-/* Append s unless it is there already. The list borrows s. */
+/* Append a copy of s unless it is there already. */
 static void
 ctl_strs_add(struct ctl_strs *l, const char *s)
 {
@@ -97,7 +90,15 @@ ctl_strs_add(struct ctl_strs *l, const char *s)
 		if (strcmp(l->v[i], s) == 0)
 			return;
 	l->v = xreallocarray(l->v, l->n + 1, sizeof(*l->v));
-	l->v[l->n++] = s;
+	l->v[l->n++] = xstrdup(s);
+}
+
+/* A ctl_opts CTL_OPT_EACH taker: value into the struct ctl_strs l. */
+static int
+ctl_strs_opt(const char *cmd, const char *value, void *l)
+{
+	ctl_strs_add(l, value);
+	return CTL_OK;
 }
 
 /* 1 if the list holds s. */
@@ -113,17 +114,18 @@ ctl_strs_has(const struct ctl_strs *l, const char *s)
 }
 
 /*
- * Split s at spaces into the list. The words are new strings kept in *owned, which
- * the caller frees with ctl_words_free. Returns the first word that is not a scope
- * token (RFC 6749 section 3.3: %x21 / %x23-5B / %x5D-7E) or NULL.
+ * A ctl_opts CTL_OPT_EACH taker for --scope and --default-scope: split value at
+ * spaces into the struct ctl_strs l. Refuses the first word that is not a scope
+ * token (RFC 6749 section 3.3: %x21 / %x23-5B / %x5D-7E).
  */
-static const char *
-ctl_scopes_add(struct ctl_strs *l, struct ctl_words *owned, const char *s)
+static int
+ctl_scopes_opt(const char *cmd, const char *value, void *l)
 {
 	const char *p, *end;
 	char *w;
+	int rv = CTL_OK;
 
-	for (p = s; *p != '\0'; p = end) {
+	for (p = value; *p != '\0' && rv == CTL_OK; p = end) {
 		while (*p == ' ')
 			p++;
 		if (*p == '\0')
@@ -131,36 +133,27 @@ ctl_scopes_add(struct ctl_strs *l, struct ctl_words *owned, const char *s)
 		for (end = p; *end != '\0' && *end != ' '; end++)
 			;
 		w = xstrndup(p, (size_t)(end - p));
-		owned->v = xreallocarray(owned->v, owned->n + 1, sizeof(*owned->v));
-		owned->v[owned->n++] = w;
 		if (strspn(w, "!#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 		    "[]^_`abcdefghijklmnopqrstuvwxyz{|}~") != strlen(w))
-			return w;
-		ctl_strs_add(l, w);
+			rv = ctl_usage(cmd, "'%s' is not a valid scope", w);
+		else
+			ctl_strs_add(l, w);
+		free(w);
 	}
-	return NULL;
-}
-
-/* Free the list's array (not the strings it borrows). */
-static void
-ctl_strs_free(struct ctl_strs *l)
-{
-	free(l->v);
-	l->v = NULL;
-	l->n = 0;
+	return rv;
 }
 
 /* Free the strings and the array. */
 static void
-ctl_words_free(struct ctl_words *w)
+ctl_strs_free(struct ctl_strs *l)
 {
 	size_t i;
 
-	for (i = 0; i < w->n; i++)
-		free(w->v[i]);
-	free(w->v);
-	w->v = NULL;
-	w->n = 0;
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
 }
 
 /* The list as a PostgreSQL text[] literal ("{}", "{\"a\",\"b\"}"): every element
@@ -248,18 +241,6 @@ ctl_uri_loopback(const char *uri)
 	return lo;
 }
 
-/* A new client id: 128 random bits in base64url, never beginning with '-' (so that it
- * can follow a command on any command line without "--"). The caller frees it. */
-static char *
-ctl_new_client_id(void)
-{
-	char *id;
-
-	while ((id = secret_random_b64url(CTL_CLIENT_ID_BYTES))[0] == '-')
-		free(id);
-	return id;
-}
-
 /* A new secret into *secret (caller zeroes and frees it with ctl_secret_free) and its
  * Argon2id hash into hash. 0, or -1 (reported). */
 static int
@@ -286,13 +267,31 @@ ctl_secret_free(char *secret)
 	free(secret);
 }
 
+/*
+ * Commit the transaction that stores a secret already printed: not if stdout failed
+ * (nobody may have seen it), and if the commit fails, the user is told to discard
+ * what was shown. what is "client" or "secret". 0, or -1 (reported).
+ */
+static int
+ctl_commit_shown(struct ctl *c, const char *cmd, const char *what)
+{
+	if (!ctl_stdout_ok()) {
+		log_error("%s: the %s was not saved", cmd, what);
+		return -1;
+	}
+	if (ctl_db_commit(c) == -1) {
+		log_error("%s: the %s was not saved; discard what was shown", cmd, what);
+		return -1;
+	}
+	return 0;
+}
+
 /* Options of client add, as given. */
 struct ctl_add {
 	const char	*name;
 	struct ctl_strs	 grants, scopes, default_scopes, audiences;
 	struct ctl_strs	 redirect_uris, post_logout_uris;
-	struct ctl_words words;		/* the split scope words */
-	const char	*default_audience;
+	const char	*default_audience;	/* borrowed, from argv or audiences */
 	int		 first_party, public, allow_plain_pkce, json;
 };
 
@@ -408,88 +407,33 @@ ctl_add_print(const struct ctl_add *a, const char *id, const char *secret)
 int
 ctl_client_add(struct ctl *c, int argc, char **argv)
 {
-	enum { O_NAME = 256, O_GRANT, O_SCOPE, O_DSCOPE, O_AUD, O_DAUD, O_REDIR,
-	    O_LOGOUT, O_FIRST, O_PUBLIC, O_PLAIN, O_JSON };
-	static const struct option longopts[] = {
-		{ "name", required_argument, NULL, O_NAME },
-		{ "grant", required_argument, NULL, O_GRANT },
-		{ "scope", required_argument, NULL, O_SCOPE },
-		{ "default-scope", required_argument, NULL, O_DSCOPE },
-		{ "audience", required_argument, NULL, O_AUD },
-		{ "default-audience", required_argument, NULL, O_DAUD },
-		{ "redirect-uri", required_argument, NULL, O_REDIR },
-		{ "post-logout-redirect-uri", required_argument, NULL, O_LOGOUT },
-		{ "first-party", no_argument, NULL, O_FIRST },
-		{ "public", no_argument, NULL, O_PUBLIC },
-		{ "allow-plain-pkce", no_argument, NULL, O_PLAIN },
-		{ "json", no_argument, NULL, O_JSON },
-		{ NULL, 0, NULL, 0 },
-	};
 	static const char cmd[] = "client add";
 	struct ctl_add a;
-	const char *params[12], *bad;
+	const char *params[12];
 	char *id = NULL, *secret = NULL, *arrays[6], hash[SECRET_HASH_MAX];
 	PGresult *res;
 	size_t i;
-	int ch, rv;
+	int rv;
+	struct ctl_opt opts[] = {
+		{ "name", CTL_OPT_ONCE, &a.name, NULL },
+		{ "grant", CTL_OPT_EACH, &a.grants, ctl_strs_opt },
+		{ "scope", CTL_OPT_EACH, &a.scopes, ctl_scopes_opt },
+		{ "default-scope", CTL_OPT_EACH, &a.default_scopes, ctl_scopes_opt },
+		{ "audience", CTL_OPT_EACH, &a.audiences, ctl_strs_opt },
+		{ "default-audience", CTL_OPT_ONCE, &a.default_audience, NULL },
+		{ "redirect-uri", CTL_OPT_EACH, &a.redirect_uris, ctl_strs_opt },
+		{ "post-logout-redirect-uri", CTL_OPT_EACH, &a.post_logout_uris,
+		    ctl_strs_opt },
+		{ "first-party", CTL_OPT_FLAG, &a.first_party, NULL },
+		{ "public", CTL_OPT_FLAG, &a.public, NULL },
+		{ "allow-plain-pkce", CTL_OPT_FLAG, &a.allow_plain_pkce, NULL },
+		{ "json", CTL_OPT_FLAG, &a.json, NULL },
+		{ NULL, 0, NULL, NULL },
+	};
 
 	memset(&a, 0, sizeof(a));
 	memset(arrays, 0, sizeof(arrays));
-	ctl_getopt_reset();
-	rv = CTL_OK;
-	while (rv == CTL_OK &&
-	    (ch = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
-		switch (ch) {
-		case O_NAME:
-			if (a.name != NULL)
-				rv = ctl_usage(cmd, "--name given twice");
-			a.name = optarg;
-			break;
-		case O_GRANT:
-			ctl_strs_add(&a.grants, optarg);
-			break;
-		case O_SCOPE:
-			if ((bad = ctl_scopes_add(&a.scopes, &a.words, optarg)) != NULL)
-				rv = ctl_usage(cmd, "'%s' is not a valid scope", bad);
-			break;
-		case O_DSCOPE:
-			if ((bad = ctl_scopes_add(&a.default_scopes, &a.words,
-			    optarg)) != NULL)
-				rv = ctl_usage(cmd, "'%s' is not a valid scope", bad);
-			break;
-		case O_AUD:
-			ctl_strs_add(&a.audiences, optarg);
-			break;
-		case O_DAUD:
-			if (a.default_audience != NULL)
-				rv = ctl_usage(cmd, "--default-audience given twice");
-			a.default_audience = optarg;
-			break;
-		case O_REDIR:
-			ctl_strs_add(&a.redirect_uris, optarg);
-			break;
-		case O_LOGOUT:
-			ctl_strs_add(&a.post_logout_uris, optarg);
-			break;
-		case O_FIRST:
-			a.first_party = 1;
-			break;
-		case O_PUBLIC:
-			a.public = 1;
-			break;
-		case O_PLAIN:
-			a.allow_plain_pkce = 1;
-			break;
-		case O_JSON:
-			a.json = 1;
-			break;
-		default:
-			rv = ctl_badopt(cmd, ch, argv);
-			break;
-		}
-	}
-	if (rv == CTL_OK && optind != argc)
-		rv = ctl_usage(cmd, "unexpected argument '%s'", argv[optind]);
+	rv = ctl_opts(cmd, argc, argv, opts, 0, NULL);
 	if (rv == CTL_OK)
 		rv = ctl_add_check(&a);
 	if (rv != CTL_OK)
@@ -498,7 +442,7 @@ ctl_client_add(struct ctl *c, int argc, char **argv)
 	if (ctl_db_connect(c) == -1)
 		goto done;
 
-	id = ctl_new_client_id();
+	id = ctl_new_id();
 	if (!a.public && ctl_new_secret(&secret, hash) == -1)
 		goto done;
 	arrays[0] = ctl_pg_array(&a.grants);
@@ -530,14 +474,8 @@ ctl_client_add(struct ctl *c, int argc, char **argv)
 		PQclear(res);
 	}
 	ctl_add_print(&a, id, secret);
-	if (!ctl_stdout_ok()) {
-		log_error("%s: the client was not saved", cmd);
+	if (ctl_commit_shown(c, cmd, "client") == -1)
 		goto done;
-	}
-	if (ctl_db_commit(c) == -1) {
-		log_error("%s: the client was not saved; discard what was shown", cmd);
-		goto done;
-	}
 	rv = CTL_OK;
 
  done:
@@ -553,79 +491,63 @@ ctl_client_add(struct ctl *c, int argc, char **argv)
 	ctl_strs_free(&a.audiences);
 	ctl_strs_free(&a.redirect_uris);
 	ctl_strs_free(&a.post_logout_uris);
-	ctl_words_free(&a.words);
 	return rv;
 }
 
-/* Parse the options of a command that takes only --json (and, if force is not NULL,
- * --force) and exactly nargs operands. CTL_OK or CTL_USAGE (reported). */
-static int
-ctl_simple_opts(const char *cmd, int argc, char **argv, int nargs, const char *what,
-    int *json, int *force)
-{
-	static const struct option jsonopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ NULL, 0, NULL, 0 },
-	};
-	static const struct option forceopts[] = {
-		{ "force", no_argument, NULL, 'f' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int ch;
+/* --json of client list: a row of ctl_sql_client_list. */
+static const struct ctl_col ctl_client_list_cols[] = {
+	{ "client_id", CTL_COL_TEXT },
+	{ "name", CTL_COL_TEXT },
+	{ "public", CTL_COL_BOOL },
+	{ "disabled", CTL_COL_BOOL },
+	{ "created_at", CTL_COL_TEXT },
+	{ "live_secrets", CTL_COL_INT },
+	{ NULL, 0 },
+};
 
-	ctl_getopt_reset();
-	while ((ch = getopt_long(argc, argv, ":", force != NULL ? forceopts :
-	    json != NULL ? jsonopts : forceopts + 1, NULL)) != -1) {
-		if (ch == 'j' && json != NULL)
-			*json = 1;
-		else if (ch == 'f' && force != NULL)
-			*force = 1;
-		else
-			return ctl_badopt(cmd, ch, argv);
-	}
-	if (argc - optind != nargs)
-		return ctl_usage(cmd, "needs %s", what);
-	return CTL_OK;
-}
+/* client show: the row of ctl_sql_client_show, and each of ctl_sql_client_secrets. */
+static const struct ctl_col ctl_client_show_cols[] = {
+	{ "client_id", CTL_COL_TEXT },
+	{ "name", CTL_COL_TEXT },
+	{ "public", CTL_COL_BOOL },
+	{ "first_party", CTL_COL_BOOL },
+	{ "disabled", CTL_COL_BOOL },
+	{ "grants", CTL_COL_JSON },
+	{ "scopes", CTL_COL_JSON },
+	{ "default_scopes", CTL_COL_JSON },
+	{ "audiences", CTL_COL_JSON },
+	{ "default_audience", CTL_COL_TEXT },
+	{ "redirect_uris", CTL_COL_JSON },
+	{ "post_logout_redirect_uris", CTL_COL_JSON },
+	{ "created_at", CTL_COL_TEXT },
+	{ "updated_at", CTL_COL_TEXT },
+	{ NULL, 0 },
+};
+static const struct ctl_col ctl_client_secret_cols[] = {
+	{ "id", CTL_COL_INT },
+	{ "created_at", CTL_COL_TEXT },
+	{ NULL, 0 },
+};
 
 int
 ctl_client_list(struct ctl *c, int argc, char **argv)
 {
 	PGresult *res;
-	json_t *arr, *o;
 	int json = 0, i, n, w, rv;
 
-	if ((rv = ctl_simple_opts("client list", argc, argv, 0, "no arguments", &json,
-	    NULL)) != CTL_OK)
+	if ((rv = ctl_opts_json("client list", argc, argv, &json, 0,
+	    "needs no arguments")) != CTL_OK)
 		return rv;
-	if (ctl_db_connect(c) == -1)
-		return CTL_FAIL;
-	if ((res = ctl_db_exec(c, "client list", ctl_sql_client_list, 0, NULL)) == NULL)
+	if ((res = ctl_db_query(c, "client list", ctl_sql_client_list, 0,
+	    NULL)) == NULL)
 		return CTL_FAIL;
 	n = PQntuples(res);
 	if (json) {
-		arr = json_array();
-		for (i = 0; i < n; i++) {
-			o = json_object();
-			json_object_set_new(o, "client_id", ctl_json_text(res, i, 0));
-			json_object_set_new(o, "name", ctl_json_text(res, i, 1));
-			json_object_set_new(o, "public",
-			    json_boolean(ctl_bool(res, i, 2)));
-			json_object_set_new(o, "disabled",
-			    json_boolean(ctl_bool(res, i, 3)));
-			json_object_set_new(o, "created_at", ctl_json_text(res, i, 4));
-			json_object_set_new(o, "live_secrets",
-			    json_integer(strtoll(PQgetvalue(res, i, 5), NULL, 10)));
-			json_array_append_new(arr, o);
-		}
-		ctl_json_print(arr);
-		json_decref(arr);
+		ctl_json_print_rows(res, ctl_client_list_cols);
 	} else if (n == 0)
 		printf("no clients (add one with: idpctl client add --name NAME)\n");
 	else {
-		for (w = 9, i = 0; i < n; i++)
-			if (PQgetlength(res, i, 0) > w)
-				w = PQgetlength(res, i, 0);
+		w = ctl_col_width(res, 0, 9);
 		printf("%-*s  %-12s  %-8s  %-7s  %-20s  %s\n", w, "CLIENT_ID", "TYPE",
 		    "STATE", "SECRETS", "CREATED", "NAME");
 		for (i = 0; i < n; i++)
@@ -640,44 +562,34 @@ ctl_client_list(struct ctl *c, int argc, char **argv)
 	return CTL_OK;
 }
 
-/* Print "label: a b c" for a JSON array of strings (URIs: one per line). */
+/* Print "label: a b c" for a JSON array of strings (URIs: one per line, under each
+ * other). */
 static void
 ctl_print_list(const char *label, const json_t *arr, int one_per_line)
 {
-	const json_t *v;
-	size_t i;
+	char *sep, *s;
 
-	printf("%-27s", label);
-	if (json_array_size(arr) == 0)
-		printf("-");
-	json_array_foreach(arr, i, v) {
-		if (i > 0)
-			printf(one_per_line ? "\n%-27s" : " ", "");
-		printf("%s", json_string_value(v) != NULL ? json_string_value(v) : "?");
-	}
-	printf("\n");
+	sep = xasprintf(one_per_line ? "\n%-27s" : " ", "");
+	s = ctl_json_join(arr, sep);
+	printf("%-27s%s\n", label, s);
+	free(s);
+	free(sep);
 }
 
 int
 ctl_client_show(struct ctl *c, int argc, char **argv)
 {
-	static const char *fields[] = { "client_id", "name", "public", "first_party",
-	    "disabled", "grants", "scopes", "default_scopes", "audiences",
-	    "default_audience", "redirect_uris", "post_logout_redirect_uris",
-	    "created_at", "updated_at" };
 	PGresult *res = NULL, *sec = NULL, *rev = NULL;
 	const char *params[1];
-	json_t *o = NULL, *secrets, *s;
+	json_t *o = NULL;
 	int json = 0, i, n, rv;
 
-	if ((rv = ctl_simple_opts("client show", argc, argv, 1, "a client ID", &json,
-	    NULL)) != CTL_OK)
+	if ((rv = ctl_opts_json("client show", argc, argv, &json, 1,
+	    "needs a client ID")) != CTL_OK)
 		return rv;
 	params[0] = argv[optind];
-	if (ctl_db_connect(c) == -1)
-		return CTL_FAIL;
 	rv = CTL_FAIL;
-	if ((res = ctl_db_exec(c, "client show", ctl_sql_client_show, 1,
+	if ((res = ctl_db_query(c, "client show", ctl_sql_client_show, 1,
 	    params)) == NULL)
 		goto done;
 	if (PQntuples(res) == 0) {
@@ -690,29 +602,12 @@ ctl_client_show(struct ctl *c, int argc, char **argv)
 	    params)) == NULL)
 		goto done;
 
-	o = json_object();
-	for (i = 0; i < (int)(sizeof(fields) / sizeof(fields[0])); i++) {
-		if (i >= 2 && i <= 4)
-			json_object_set_new(o, fields[i],
-			    json_boolean(ctl_bool(res, 0, i)));
-		else if ((i >= 5 && i <= 8) || i == 10 || i == 11)
-			json_object_set_new(o, fields[i], ctl_json_column(res, 0, i));
-		else
-			json_object_set_new(o, fields[i], ctl_json_text(res, 0, i));
-	}
+	o = ctl_json_row(res, 0, ctl_client_show_cols);
 	n = PQntuples(sec);
 	json_object_set_new(o, "live_secrets", json_integer(n));
 	json_object_set_new(o, "revoked_secrets",
 	    json_integer(strtoll(PQgetvalue(rev, 0, 0), NULL, 10)));
-	secrets = json_array();
-	for (i = 0; i < n; i++) {
-		s = json_object();
-		json_object_set_new(s, "id",
-		    json_integer(strtoll(PQgetvalue(sec, i, 0), NULL, 10)));
-		json_object_set_new(s, "created_at", ctl_json_text(sec, i, 1));
-		json_array_append_new(secrets, s);
-	}
-	json_object_set_new(o, "secrets", secrets);
+	json_object_set_new(o, "secrets", ctl_json_rows(sec, ctl_client_secret_cols));
 
 	if (json)
 		ctl_json_print(o);
@@ -752,23 +647,21 @@ ctl_client_show(struct ctl *c, int argc, char **argv)
 	return rv;
 }
 
-/* client disable and client enable. */
-static int
-ctl_client_able(struct ctl *c, int argc, char **argv, int disable)
+/* client disable and client enable (argv[0] says which). */
+int
+ctl_client_able(struct ctl *c, int argc, char **argv)
 {
+	int disable = strcmp(argv[0], "disable") == 0;
 	const char *cmd = disable ? "client disable" : "client enable";
 	const char *params[2];
 	PGresult *res;
 	int rv;
 
-	if ((rv = ctl_simple_opts(cmd, argc, argv, 1, "a client ID", NULL,
-	    NULL)) != CTL_OK)
+	if ((rv = ctl_opts(cmd, argc, argv, NULL, 1, "needs a client ID")) != CTL_OK)
 		return rv;
 	params[0] = argv[optind];
 	params[1] = disable ? "true" : "false";
-	if (ctl_db_connect(c) == -1)
-		return CTL_FAIL;
-	if ((res = ctl_db_exec(c, cmd, ctl_sql_client_able, 2, params)) == NULL)
+	if ((res = ctl_db_query(c, cmd, ctl_sql_client_able, 2, params)) == NULL)
 		return CTL_FAIL;
 	if (PQntuples(res) == 0) {
 		log_error("no such client: %s", params[0]);
@@ -779,18 +672,6 @@ ctl_client_able(struct ctl *c, int argc, char **argv, int disable)
 	printf("client %s %s\n", params[0], disable ? "disabled: it gets no tokens "
 	    "until enabled again" : "enabled");
 	return CTL_OK;
-}
-
-int
-ctl_client_disable(struct ctl *c, int argc, char **argv)
-{
-	return ctl_client_able(c, argc, argv, 1);
-}
-
-int
-ctl_client_enable(struct ctl *c, int argc, char **argv)
-{
-	return ctl_client_able(c, argc, argv, 0);
 }
 
 /*
@@ -837,8 +718,8 @@ ctl_client_secret_add(struct ctl *c, int argc, char **argv)
 	json_t *o;
 	int json = 0, rv;
 
-	if ((rv = ctl_simple_opts(cmd, argc, argv, 1, "a client ID", &json,
-	    NULL)) != CTL_OK)
+	if ((rv = ctl_opts_json(cmd, argc, argv, &json, 1,
+	    "needs a client ID")) != CTL_OK)
 		return rv;
 	params[0] = argv[optind];
 	if (ctl_db_connect(c) == -1)
@@ -874,14 +755,8 @@ ctl_client_secret_add(struct ctl *c, int argc, char **argv)
 		printf("The client secret is shown only this once: store it now. The "
 		    "client's other secret keeps working until you revoke it.\n");
 	}
-	if (!ctl_stdout_ok()) {
-		log_error("%s: the secret was not saved", cmd);
+	if (ctl_commit_shown(c, cmd, "secret") == -1)
 		goto done;
-	}
-	if (ctl_db_commit(c) == -1) {
-		log_error("%s: the secret was not saved; discard what was shown", cmd);
-		goto done;
-	}
 	rv = CTL_OK;
 
  done:
@@ -901,9 +776,13 @@ ctl_client_secret_revoke(struct ctl *c, int argc, char **argv)
 	long long live, v;
 	char *end;
 	int force = 0, revoked, rv;
+	struct ctl_opt opts[] = {
+		{ "force", CTL_OPT_FLAG, &force, NULL },
+		{ NULL, 0, NULL, NULL },
+	};
 
-	if ((rv = ctl_simple_opts(cmd, argc, argv, 2, "a client ID and a SECRET_ID",
-	    NULL, &force)) != CTL_OK)
+	if ((rv = ctl_opts(cmd, argc, argv, opts, 2,
+	    "needs a client ID and a SECRET_ID")) != CTL_OK)
 		return rv;
 	params[0] = argv[optind];
 	params[1] = sid = argv[optind + 1];

@@ -258,6 +258,15 @@ ctl_db_exec(struct ctl *c, const char *what, const char *sql, int nparams,
 	return NULL;
 }
 
+PGresult *
+ctl_db_query(struct ctl *c, const char *what, const char *sql, int nparams,
+    const char *const *params)
+{
+	if (c->db == NULL && ctl_db_connect(c) == -1)
+		return NULL;
+	return ctl_db_exec(c, what, sql, nparams, params);
+}
+
 int
 ctl_db_cmd(struct ctl *c, const char *what, const char *sql, int nparams,
     const char *const *params)

@@ -29,6 +29,18 @@ static const char ctl_sql_keys[] =
 	"SELECT kid, alg, state, " CTL_TS("created_at") ", " CTL_TS("activated_at")
 	", " CTL_TS("retired_at") ", " CTL_TS("delete_after") ", withdrawn"
 	" FROM signing_keys ORDER BY created_at, kid";
+/* --json: a row of ctl_sql_keys. */
+static const struct ctl_col ctl_key_cols[] = {
+	{ "kid", CTL_COL_TEXT },
+	{ "alg", CTL_COL_TEXT },
+	{ "state", CTL_COL_TEXT },
+	{ "created_at", CTL_COL_TEXT },
+	{ "activated_at", CTL_COL_TEXT },
+	{ "retired_at", CTL_COL_TEXT },
+	{ "delete_after", CTL_COL_TEXT },
+	{ "withdrawn", CTL_COL_BOOL },
+	{ NULL, 0 },
+};
 static const char ctl_sql_pending[] =
 	"SELECT count(*), COALESCE(bool_or(emergency), false)"
 	" FROM key_rotation_requests WHERE done_at IS NULL";
@@ -57,18 +69,14 @@ ctl_write_all(int fd, const unsigned char *buf, size_t len)
 int
 ctl_kek_generate(struct ctl *c, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ NULL, 0, NULL, 0 },
-	};
 	unsigned char *key;
 	const char *path;
-	int ch, fd, rv = CTL_FAIL;
+	int fd, rv;
 
-	ctl_getopt_reset();
-	if ((ch = getopt_long(argc, argv, ":", longopts, NULL)) != -1)
-		return ctl_badopt("kek generate", ch, argv);
-	if (argc - optind != 1)
-		return ctl_usage("kek generate", "needs exactly one FILE");
+	if ((rv = ctl_opts("kek generate", argc, argv, NULL, 1,
+	    "needs exactly one FILE")) != CTL_OK)
+		return rv;
+	rv = CTL_FAIL;
 	path = argv[optind];
 
 	/* O_EXCL: an existing key-encryption key is never replaced (the keys in the
@@ -114,45 +122,18 @@ ctl_kek_generate(struct ctl *c, int argc, char **argv)
 int
 ctl_keys_list(struct ctl *c, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ NULL, 0, NULL, 0 },
-	};
 	PGresult *res, *pend;
-	json_t *arr, *o;
-	int ch, json = 0, i, n, w;
+	int json = 0, i, n, w, rv;
 
-	ctl_getopt_reset();
-	while ((ch = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
-		if (ch != 'j')
-			return ctl_badopt("keys list", ch, argv);
-		json = 1;
-	}
-	if (optind != argc)
-		return ctl_usage("keys list", "takes no arguments");
-	if (ctl_db_connect(c) == -1)
-		return CTL_FAIL;
-	if ((res = ctl_db_exec(c, "keys list", ctl_sql_keys, 0, NULL)) == NULL)
+	if ((rv = ctl_opts_json("keys list", argc, argv, &json, 0,
+	    "takes no arguments")) != CTL_OK)
+		return rv;
+	if ((res = ctl_db_query(c, "keys list", ctl_sql_keys, 0, NULL)) == NULL)
 		return CTL_FAIL;
 	n = PQntuples(res);
 
 	if (json) {
-		arr = json_array();
-		for (i = 0; i < n; i++) {
-			o = json_object();
-			json_object_set_new(o, "kid", ctl_json_text(res, i, 0));
-			json_object_set_new(o, "alg", ctl_json_text(res, i, 1));
-			json_object_set_new(o, "state", ctl_json_text(res, i, 2));
-			json_object_set_new(o, "created_at", ctl_json_text(res, i, 3));
-			json_object_set_new(o, "activated_at", ctl_json_text(res, i, 4));
-			json_object_set_new(o, "retired_at", ctl_json_text(res, i, 5));
-			json_object_set_new(o, "delete_after", ctl_json_text(res, i, 6));
-			json_object_set_new(o, "withdrawn",
-			    json_boolean(ctl_bool(res, i, 7)));
-			json_array_append_new(arr, o);
-		}
-		ctl_json_print(arr);
-		json_decref(arr);
+		ctl_json_print_rows(res, ctl_key_cols);
 		PQclear(res);
 		return CTL_OK;
 	}
@@ -160,9 +141,7 @@ ctl_keys_list(struct ctl *c, int argc, char **argv)
 	if (n == 0)
 		printf("no signing keys yet (a running idp's signer makes them)\n");
 	else {
-		for (w = 3, i = 0; i < n; i++)
-			if (PQgetlength(res, i, 0) > w)
-				w = PQgetlength(res, i, 0);
+		w = ctl_col_width(res, 0, 3);
 		printf("%-*s  %-5s  %-7s  %-20s  %-20s  %-20s  %s\n", w, "KID", "ALG",
 		    "STATE", "CREATED", "ACTIVATED", "RETIRED", "WITHDRAWN");
 		for (i = 0; i < n; i++)
@@ -187,22 +166,17 @@ ctl_keys_list(struct ctl *c, int argc, char **argv)
 int
 ctl_keys_rotate(struct ctl *c, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "emergency", no_argument, NULL, 'e' },
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *params[1];
 	PGresult *res;
-	int ch, emergency = 0;
+	int emergency = 0, rv;
+	struct ctl_opt opts[] = {
+		{ "emergency", CTL_OPT_FLAG, &emergency, NULL },
+		{ NULL, 0, NULL, NULL },
+	};
 
-	ctl_getopt_reset();
-	while ((ch = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
-		if (ch != 'e')
-			return ctl_badopt("keys rotate", ch, argv);
-		emergency = 1;
-	}
-	if (optind != argc)
-		return ctl_usage("keys rotate", "takes no arguments");
+	if ((rv = ctl_opts("keys rotate", argc, argv, opts, 0,
+	    "takes no arguments")) != CTL_OK)
+		return rv;
 	if (ctl_db_connect(c) == -1)
 		return CTL_FAIL;
 

@@ -1,5 +1,4 @@
 /* ctl_migrate.c: `idpctl migrate`: apply the embedded sql/NNN_*.sql migrations. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,20 +105,15 @@ ctl_migrate_names(void)
 int
 ctl_migrate(struct ctl *c, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *params[1];
 	PGresult *res;
 	size_t i, napplied = 0;
 	char *names;
-	int ch, r;
+	int r;
 
-	ctl_getopt_reset();
-	if ((ch = getopt_long(argc, argv, ":", longopts, NULL)) != -1)
-		return ctl_badopt("migrate", ch, argv);
-	if (optind != argc)
-		return ctl_usage("migrate", "takes no arguments");
+	if ((r = ctl_opts("migrate", argc, argv, NULL, 0,
+	    "takes no arguments")) != CTL_OK)
+		return r;
 	if (ctl_db_connect(c) == -1)
 		return CTL_FAIL;
 

@@ -33,7 +33,6 @@
  * database knows of go into revoked_jtis (sql/002_users.sql).
  */
 
-#define CTL_USER_ID_BYTES	16	/* 128 bits, the OIDC sub */
 #define CTL_PW_MAX		1024	/* bytes */
 #define CTL_USERNAME_MAX	100
 #define CTL_EMAIL_MAX		254	/* RFC 5321's path limit, less the brackets */
@@ -49,12 +48,10 @@ static const char ctl_sql_user_insert[] =
 static const char ctl_sql_user_is_id[] =
 	"SELECT 1 FROM users WHERE id = $1";
 /* $1 is a username or an id; an id match first. */
-#define CTL_SQL_USER_FIND \
-	"SELECT id, username, $2 = ANY (roles) FROM users" \
-	" WHERE id = $1 OR lower(username) = lower($1)" \
-	" ORDER BY id = $1 DESC LIMIT 1"
-static const char ctl_sql_user_find[] = CTL_SQL_USER_FIND;
-static const char ctl_sql_user_lock[] = CTL_SQL_USER_FIND " FOR UPDATE";
+static const char ctl_sql_user_lock[] =
+	"SELECT id, username, $2 = ANY (roles) FROM users"
+	" WHERE id = $1 OR lower(username) = lower($1)"
+	" ORDER BY id = $1 DESC LIMIT 1 FOR UPDATE";
 static const char ctl_sql_user_passwd[] =
 	"UPDATE users SET password_hash = $2, password_changed_at = now(),"
 	" updated_at = now() WHERE id = $1";
@@ -99,6 +96,38 @@ static const char ctl_sql_user_show[] =
 	"  ORDER BY c.client_id), '[]') FROM consents c WHERE c.user_id = u.id)"
 	" FROM users u WHERE u.id = $1 OR lower(u.username) = lower($1)"
 	" ORDER BY u.id = $1 DESC LIMIT 1";
+
+/* --json of user list: a row of ctl_sql_user_list. */
+static const struct ctl_col ctl_user_list_cols[] = {
+	{ "user_id", CTL_COL_TEXT },
+	{ "username", CTL_COL_TEXT },
+	{ "email", CTL_COL_TEXT },
+	{ "name", CTL_COL_TEXT },
+	{ "roles", CTL_COL_JSON },
+	{ "disabled", CTL_COL_BOOL },
+	{ "created_at", CTL_COL_TEXT },
+	{ NULL, 0 },
+};
+/* user show: the row of ctl_sql_user_show. */
+static const struct ctl_col ctl_user_show_cols[] = {
+	{ "user_id", CTL_COL_TEXT },
+	{ "username", CTL_COL_TEXT },
+	{ "email", CTL_COL_TEXT },
+	{ "email_verified", CTL_COL_BOOL },
+	{ "name", CTL_COL_TEXT },
+	{ "roles", CTL_COL_JSON },
+	{ "disabled", CTL_COL_BOOL },
+	{ "created_at", CTL_COL_TEXT },
+	{ "updated_at", CTL_COL_TEXT },
+	{ "password_changed_at", CTL_COL_TEXT },
+	{ "live_sessions", CTL_COL_INT },
+	{ "live_refresh_families", CTL_COL_INT },
+	{ "consents", CTL_COL_JSON },
+	{ NULL, 0 },
+};
+
+/* What a command that names one user says when it gets another count of operands. */
+#define CTL_NEED_USER	"needs a USER (username or id)"
 
 /* 1 if s (len bytes) is well-formed UTF-8: no overlong forms, surrogates or code
  * points above U+10FFFF. */
@@ -326,81 +355,58 @@ ctl_password_hash(const char *cmd, const char *who, char hash[SECRET_HASH_MAX])
 	return rv;
 }
 
-/* A new user id: 128 random bits in base64url, never beginning with '-'. The caller
- * frees it. */
-static char *
-ctl_new_user_id(void)
+/* Report that --password-stdin is missing from cmd. Returns CTL_USAGE. */
+static int
+ctl_need_pwstdin(const char *cmd)
 {
-	char *id;
-
-	while ((id = secret_random_b64url(CTL_USER_ID_BYTES))[0] == '-')
-		free(id);
-	return id;
+	return ctl_usage(cmd, "--password-stdin is required (the password is read from "
+	    "standard input, never from the command line)");
 }
 
-/*
- * Parse the options of a user command that takes at most --json and
- * --password-stdin (each allowed when its pointer is not NULL) and exactly nargs
- * operands, described by what. CTL_OK or CTL_USAGE (reported).
- */
-static int
-ctl_user_opts(const char *cmd, int argc, char **argv, int nargs, const char *what,
-    int *json, int *pwstdin)
-{
-	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "password-stdin", no_argument, NULL, 'p' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int ch;
-
-	ctl_getopt_reset();
-	while ((ch = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
-		if (ch == 'j' && json != NULL)
-			*json = 1;
-		else if (ch == 'p' && pwstdin != NULL)
-			*pwstdin = 1;
-		else if (ch == 'j' || ch == 'p')
-			return ctl_usage(cmd, "unknown option %s", argv[optind - 1]);
-		else
-			return ctl_badopt(cmd, ch, argv);
-	}
-	if (argc - optind != nargs)
-		return ctl_usage(cmd, "needs %s", what);
-	if (pwstdin != NULL && !*pwstdin)
-		return ctl_usage(cmd, "--password-stdin is required (the password is "
-		    "read from standard input, never from the command line)");
-	return CTL_OK;
-}
+/* A user that ctl_user_lock found and locked; the strings are its own. */
+struct ctl_user {
+	char	*id, *username;
+	int	 has_role;
+};
 
 /*
- * Find user who (a username, any case, or an id); with lock, lock its row (inside
- * the caller's transaction). *id and *username are new strings the caller frees;
- * *has_role (if not NULL) says whether the user has role (may be NULL). 0, or -1 when
- * the query failed or there is no such user (reported).
+ * Connect, begin a transaction and in it find and lock user who (a username, any
+ * case, or an id) into u, with whether it has role (may be NULL). The caller ends it
+ * with ctl_user_unlock whatever this returns: 0, or -1 when that failed or there is
+ * no such user (reported).
  */
 static int
-ctl_user_find(struct ctl *c, const char *cmd, const char *who, const char *role,
-    int lock, char **id, char **username, int *has_role)
+ctl_user_lock(struct ctl *c, const char *cmd, const char *who, const char *role,
+    struct ctl_user *u)
 {
 	const char *params[2] = { who, role };
 	PGresult *res;
 
-	*id = *username = NULL;
-	if ((res = ctl_db_exec(c, cmd, lock ? ctl_sql_user_lock : ctl_sql_user_find, 2,
-	    params)) == NULL)
+	memset(u, 0, sizeof(*u));
+	if (ctl_db_connect(c) == -1 || ctl_db_begin(c) == -1 ||
+	    (res = ctl_db_exec(c, cmd, ctl_sql_user_lock, 2, params)) == NULL)
 		return -1;
 	if (PQntuples(res) == 0) {
 		log_error("no such user: %s", who);
 		PQclear(res);
 		return -1;
 	}
-	*id = xstrdup(PQgetvalue(res, 0, 0));
-	*username = xstrdup(PQgetvalue(res, 0, 1));
-	if (has_role != NULL)
-		*has_role = ctl_bool(res, 0, 2);
+	u->id = xstrdup(PQgetvalue(res, 0, 0));
+	u->username = xstrdup(PQgetvalue(res, 0, 1));
+	u->has_role = ctl_bool(res, 0, 2);
 	PQclear(res);
 	return 0;
+}
+
+/* End what ctl_user_lock began: roll back the transaction unless it was committed,
+ * and free u's strings. */
+static void
+ctl_user_unlock(struct ctl *c, struct ctl_user *u)
+{
+	ctl_db_rollback(c);
+	free(u->id);
+	free(u->username);
+	memset(u, 0, sizeof(*u));
 }
 
 /* "s" unless n is 1. */
@@ -459,22 +465,27 @@ ctl_user_add_check(const struct ctl_user_add *a)
 	if (a->name != NULL && (why = ctl_text_check(a->name, CTL_NAME_MAX, 0)) != NULL)
 		return ctl_usage(cmd, "--name %s", why);
 	if (!a->pwstdin)
-		return ctl_usage(cmd, "--password-stdin is required (the password is "
-		    "read from standard input, never from the command line)");
+		return ctl_need_pwstdin(cmd);
 	return CTL_OK;
 }
 
-/* Add role to the JSON array unless it is there. */
-static void
-ctl_roles_add(json_t *roles, const char *role)
+/* A ctl_opts CTL_OPT_EACH taker for --role: check it and add it to the roles of the
+ * struct ctl_user_add a unless it is there. */
+static int
+ctl_role_opt(const char *cmd, const char *role, void *a)
 {
+	json_t *roles = ((struct ctl_user_add *)a)->roles;
 	const json_t *v;
+	const char *why;
 	size_t i;
 
+	if ((why = ctl_role_check(role)) != NULL)
+		return ctl_usage(cmd, "--role '%s' %s", role, why);
 	json_array_foreach(roles, i, v)
 		if (strcmp(json_string_value(v), role) == 0)
-			return;
+			return CTL_OK;
 	json_array_append_new(roles, json_string(role));
+	return CTL_OK;
 }
 
 /*
@@ -510,70 +521,28 @@ ctl_user_insert(struct ctl *c, const char *const *params)
 int
 ctl_user_add(struct ctl *c, int argc, char **argv)
 {
-	enum { O_USERNAME = 256, O_EMAIL, O_VERIFIED, O_NAME, O_ROLE, O_PWSTDIN, O_JSON };
-	static const struct option longopts[] = {
-		{ "username", required_argument, NULL, O_USERNAME },
-		{ "email", required_argument, NULL, O_EMAIL },
-		{ "email-verified", no_argument, NULL, O_VERIFIED },
-		{ "name", required_argument, NULL, O_NAME },
-		{ "role", required_argument, NULL, O_ROLE },
-		{ "password-stdin", no_argument, NULL, O_PWSTDIN },
-		{ "json", no_argument, NULL, O_JSON },
-		{ NULL, 0, NULL, 0 },
-	};
 	static const char cmd[] = "user add";
 	struct ctl_user_add a;
-	const char *params[7], *why;
+	const char *params[7];
 	char *id = NULL, *roles = NULL, hash[SECRET_HASH_MAX];
 	PGresult *res;
 	json_t *o;
-	int ch, rv, taken;
+	int rv, taken;
+	struct ctl_opt opts[] = {
+		{ "username", CTL_OPT_ONCE, &a.username, NULL },
+		{ "email", CTL_OPT_ONCE, &a.email, NULL },
+		{ "email-verified", CTL_OPT_FLAG, &a.email_verified, NULL },
+		{ "name", CTL_OPT_ONCE, &a.name, NULL },
+		{ "role", CTL_OPT_EACH, &a, ctl_role_opt },
+		{ "password-stdin", CTL_OPT_FLAG, &a.pwstdin, NULL },
+		{ "json", CTL_OPT_FLAG, &a.json, NULL },
+		{ NULL, 0, NULL, NULL },
+	};
 
 	memset(&a, 0, sizeof(a));
 	memset(hash, 0, sizeof(hash));
 	a.roles = json_array();
-	ctl_getopt_reset();
-	rv = CTL_OK;
-	while (rv == CTL_OK &&
-	    (ch = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
-		switch (ch) {
-		case O_USERNAME:
-			if (a.username != NULL)
-				rv = ctl_usage(cmd, "--username given twice");
-			a.username = optarg;
-			break;
-		case O_EMAIL:
-			if (a.email != NULL)
-				rv = ctl_usage(cmd, "--email given twice");
-			a.email = optarg;
-			break;
-		case O_VERIFIED:
-			a.email_verified = 1;
-			break;
-		case O_NAME:
-			if (a.name != NULL)
-				rv = ctl_usage(cmd, "--name given twice");
-			a.name = optarg;
-			break;
-		case O_ROLE:
-			if ((why = ctl_role_check(optarg)) != NULL)
-				rv = ctl_usage(cmd, "--role '%s' %s", optarg, why);
-			else
-				ctl_roles_add(a.roles, optarg);
-			break;
-		case O_PWSTDIN:
-			a.pwstdin = 1;
-			break;
-		case O_JSON:
-			a.json = 1;
-			break;
-		default:
-			rv = ctl_badopt(cmd, ch, argv);
-			break;
-		}
-	}
-	if (rv == CTL_OK && optind != argc)
-		rv = ctl_usage(cmd, "unexpected argument '%s'", argv[optind]);
+	rv = ctl_opts(cmd, argc, argv, opts, 0, NULL);
 	if (rv == CTL_OK)
 		rv = ctl_user_add_check(&a);
 	if (rv != CTL_OK)
@@ -584,7 +553,7 @@ ctl_user_add(struct ctl *c, int argc, char **argv)
 	if (ctl_db_connect(c) == -1)
 		goto done;
 
-	id = ctl_new_user_id();
+	id = ctl_new_id();
 	if ((roles = json_dumps(a.roles, JSON_COMPACT)) == NULL)
 		fatalx("json_dumps: out of memory");
 	params[0] = id;
@@ -632,109 +601,98 @@ int
 ctl_user_passwd(struct ctl *c, int argc, char **argv)
 {
 	static const char cmd[] = "user passwd";
+	struct ctl_user u;
 	const char *params[2];
-	char *id = NULL, *username = NULL, hash[SECRET_HASH_MAX], msg[160];
+	char hash[SECRET_HASH_MAX], msg[160];
 	int pwstdin = 0, rv;
+	struct ctl_opt opts[] = {
+		{ "password-stdin", CTL_OPT_FLAG, &pwstdin, NULL },
+		{ NULL, 0, NULL, NULL },
+	};
 
-	if ((rv = ctl_user_opts(cmd, argc, argv, 1, "a USER (username or id)", NULL,
-	    &pwstdin)) != CTL_OK)
+	if ((rv = ctl_opts(cmd, argc, argv, opts, 1, CTL_NEED_USER)) != CTL_OK)
 		return rv;
+	if (!pwstdin)
+		return ctl_need_pwstdin(cmd);
+	memset(&u, 0, sizeof(u));
 	memset(hash, 0, sizeof(hash));
 	rv = CTL_FAIL;
-	if (ctl_password_hash(cmd, argv[optind], hash) == -1)
+	if (ctl_password_hash(cmd, argv[optind], hash) == -1 ||
+	    ctl_user_lock(c, cmd, argv[optind], NULL, &u) == -1)
 		goto done;
-	if (ctl_db_connect(c) == -1 || ctl_db_begin(c) == -1 ||
-	    ctl_user_find(c, cmd, argv[optind], NULL, 1, &id, &username, NULL) == -1)
-		goto done;
-	params[0] = id;
+	params[0] = u.id;
 	params[1] = hash;
 	if (ctl_db_cmd(c, cmd, ctl_sql_user_passwd, 2, params) == -1 ||
-	    ctl_user_signout(c, cmd, id, "password_changed", msg, sizeof(msg)) == -1 ||
+	    ctl_user_signout(c, cmd, u.id, "password_changed", msg, sizeof(msg)) == -1 ||
 	    ctl_db_commit(c) == -1)
 		goto done;
-	printf("password of user %s (%s) changed; %s\n", username, id, msg);
+	printf("password of user %s (%s) changed; %s\n", u.username, u.id, msg);
 	rv = CTL_OK;
 
  done:
-	ctl_db_rollback(c);
+	ctl_user_unlock(c, &u);
 	sodium_memzero(hash, sizeof(hash));
-	free(id);
-	free(username);
 	return rv;
 }
 
-/* user disable and user enable. */
-static int
-ctl_user_able(struct ctl *c, int argc, char **argv, int disable)
+/* user disable and user enable (argv[0] says which). */
+int
+ctl_user_able(struct ctl *c, int argc, char **argv)
 {
+	int disable = strcmp(argv[0], "disable") == 0;
 	const char *cmd = disable ? "user disable" : "user enable";
+	struct ctl_user u;
 	const char *params[2];
-	char *id = NULL, *username = NULL, msg[160];
+	char msg[160];
 	int rv;
 
-	if ((rv = ctl_user_opts(cmd, argc, argv, 1, "a USER (username or id)", NULL,
-	    NULL)) != CTL_OK)
+	if ((rv = ctl_opts(cmd, argc, argv, NULL, 1, CTL_NEED_USER)) != CTL_OK)
 		return rv;
 	rv = CTL_FAIL;
-	if (ctl_db_connect(c) == -1 || ctl_db_begin(c) == -1 ||
-	    ctl_user_find(c, cmd, argv[optind], NULL, 1, &id, &username, NULL) == -1)
+	if (ctl_user_lock(c, cmd, argv[optind], NULL, &u) == -1)
 		goto done;
-	params[0] = id;
+	params[0] = u.id;
 	params[1] = disable ? "true" : "false";
 	if (ctl_db_cmd(c, cmd, ctl_sql_user_able, 2, params) == -1 ||
-	    (disable && ctl_user_signout(c, cmd, id, "user_disabled", msg,
+	    (disable && ctl_user_signout(c, cmd, u.id, "user_disabled", msg,
 	    sizeof(msg)) == -1) || ctl_db_commit(c) == -1)
 		goto done;
 	if (disable)
 		printf("user %s (%s) disabled: cannot sign in until enabled again; "
-		    "%s\n", username, id, msg);
+		    "%s\n", u.username, u.id, msg);
 	else
-		printf("user %s (%s) enabled\n", username, id);
+		printf("user %s (%s) enabled\n", u.username, u.id);
 	rv = CTL_OK;
 
  done:
-	ctl_db_rollback(c);
-	free(id);
-	free(username);
+	ctl_user_unlock(c, &u);
 	return rv;
 }
 
+/* user role add and user role remove (argv[0] says which): the end state is what
+ * counts, so adding a role the user has, or removing one it lacks, changes nothing
+ * and succeeds. */
 int
-ctl_user_disable(struct ctl *c, int argc, char **argv)
+ctl_user_role(struct ctl *c, int argc, char **argv)
 {
-	return ctl_user_able(c, argc, argv, 1);
-}
-
-int
-ctl_user_enable(struct ctl *c, int argc, char **argv)
-{
-	return ctl_user_able(c, argc, argv, 0);
-}
-
-/* user role add and user role remove: the end state is what counts, so adding a role
- * the user has, or removing one it lacks, changes nothing and succeeds. */
-static int
-ctl_user_role(struct ctl *c, int argc, char **argv, int add)
-{
+	int add = strcmp(argv[0], "add") == 0;
 	const char *cmd = add ? "user role add" : "user role remove";
+	struct ctl_user u;
 	const char *params[2], *why;
-	char *id = NULL, *username = NULL;
-	int has, rv;
+	int rv;
 
-	if ((rv = ctl_user_opts(cmd, argc, argv, 2, "a USER (username or id) and a ROLE",
-	    NULL, NULL)) != CTL_OK)
+	if ((rv = ctl_opts(cmd, argc, argv, NULL, 2,
+	    "needs a USER (username or id) and a ROLE")) != CTL_OK)
 		return rv;
 	params[1] = argv[optind + 1];
 	if (add && (why = ctl_role_check(params[1])) != NULL)
 		return ctl_usage(cmd, "ROLE '%s' %s", params[1], why);
 	rv = CTL_FAIL;
-	if (ctl_db_connect(c) == -1 || ctl_db_begin(c) == -1 ||
-	    ctl_user_find(c, cmd, argv[optind], params[1], 1, &id, &username,
-	    &has) == -1)
+	if (ctl_user_lock(c, cmd, argv[optind], params[1], &u) == -1)
 		goto done;
-	params[0] = id;
-	if (add == has) {
-		printf("user %s (%s) %s role %s; nothing changed\n", username, id,
+	params[0] = u.id;
+	if (add == u.has_role) {
+		printf("user %s (%s) %s role %s; nothing changed\n", u.username, u.id,
 		    add ? "already has" : "does not have", params[1]);
 		rv = CTL_OK;
 		goto done;
@@ -742,94 +700,41 @@ ctl_user_role(struct ctl *c, int argc, char **argv, int add)
 	if (ctl_db_cmd(c, cmd, add ? ctl_sql_role_add : ctl_sql_role_remove, 2,
 	    params) == -1 || ctl_db_commit(c) == -1)
 		goto done;
-	printf("user %s (%s): role %s %s\n", username, id, params[1],
+	printf("user %s (%s): role %s %s\n", u.username, u.id, params[1],
 	    add ? "added" : "removed");
 	rv = CTL_OK;
 
  done:
-	ctl_db_rollback(c);
-	free(id);
-	free(username);
+	ctl_user_unlock(c, &u);
 	return rv;
-}
-
-int
-ctl_user_role_add(struct ctl *c, int argc, char **argv)
-{
-	return ctl_user_role(c, argc, argv, 1);
-}
-
-int
-ctl_user_role_remove(struct ctl *c, int argc, char **argv)
-{
-	return ctl_user_role(c, argc, argv, 0);
-}
-
-/* The roles of a JSON array as "a b c", or "-" when there are none. The caller
- * frees it. */
-static char *
-ctl_roles_text(const json_t *roles)
-{
-	const json_t *v;
-	char *s, *t;
-	size_t i;
-
-	if (json_array_size(roles) == 0)
-		return xstrdup("-");
-	s = xstrdup("");
-	json_array_foreach(roles, i, v) {
-		t = xasprintf("%s%s%s", s, i > 0 ? " " : "",
-		    json_string_value(v) != NULL ? json_string_value(v) : "?");
-		free(s);
-		s = t;
-	}
-	return s;
 }
 
 int
 ctl_user_list(struct ctl *c, int argc, char **argv)
 {
 	PGresult *res;
-	json_t *arr, *o, *roles;
+	json_t *roles;
 	char *rtext;
 	int json = 0, i, n, w, rv;
 
-	if ((rv = ctl_user_opts("user list", argc, argv, 0, "no arguments", &json,
-	    NULL)) != CTL_OK)
+	if ((rv = ctl_opts_json("user list", argc, argv, &json, 0,
+	    "needs no arguments")) != CTL_OK)
 		return rv;
-	if (ctl_db_connect(c) == -1)
-		return CTL_FAIL;
-	if ((res = ctl_db_exec(c, "user list", ctl_sql_user_list, 0, NULL)) == NULL)
+	if ((res = ctl_db_query(c, "user list", ctl_sql_user_list, 0, NULL)) == NULL)
 		return CTL_FAIL;
 	n = PQntuples(res);
 	if (json) {
-		arr = json_array();
-		for (i = 0; i < n; i++) {
-			o = json_object();
-			json_object_set_new(o, "user_id", ctl_json_text(res, i, 0));
-			json_object_set_new(o, "username", ctl_json_text(res, i, 1));
-			json_object_set_new(o, "email", ctl_json_text(res, i, 2));
-			json_object_set_new(o, "name", ctl_json_text(res, i, 3));
-			json_object_set_new(o, "roles", ctl_json_column(res, i, 4));
-			json_object_set_new(o, "disabled",
-			    json_boolean(ctl_bool(res, i, 5)));
-			json_object_set_new(o, "created_at", ctl_json_text(res, i, 6));
-			json_array_append_new(arr, o);
-		}
-		ctl_json_print(arr);
-		json_decref(arr);
+		ctl_json_print_rows(res, ctl_user_list_cols);
 	} else if (n == 0)
 		printf("no users (add one with: idpctl user add --username U "
 		    "--password-stdin)\n");
 	else {
-		for (w = 8, i = 0; i < n; i++)
-			if (PQgetlength(res, i, 1) > w)
-				w = PQgetlength(res, i, 1);
+		w = ctl_col_width(res, 1, 8);
 		printf("%-22s  %-*s  %-8s  %-20s  %-20s  %s\n", "USER_ID", w, "USERNAME",
 		    "STATE", "CREATED", "ROLES", "EMAIL");
 		for (i = 0; i < n; i++) {
 			roles = ctl_json_column(res, i, 4);
-			rtext = ctl_roles_text(roles);
+			rtext = ctl_json_join(roles, " ");
 			printf("%-22s  %-*s  %-8s  %-20s  %-20s  %s\n",
 			    PQgetvalue(res, i, 0), w, PQgetvalue(res, i, 1),
 			    ctl_bool(res, i, 5) ? "disabled" : "enabled",
@@ -853,13 +758,11 @@ ctl_user_show(struct ctl *c, int argc, char **argv)
 	size_t i;
 	int json = 0, rv;
 
-	if ((rv = ctl_user_opts("user show", argc, argv, 1, "a USER (username or id)",
-	    &json, NULL)) != CTL_OK)
+	if ((rv = ctl_opts_json("user show", argc, argv, &json, 1,
+	    CTL_NEED_USER)) != CTL_OK)
 		return rv;
 	params[0] = argv[optind];
-	if (ctl_db_connect(c) == -1)
-		return CTL_FAIL;
-	if ((res = ctl_db_exec(c, "user show", ctl_sql_user_show, 1, params)) == NULL)
+	if ((res = ctl_db_query(c, "user show", ctl_sql_user_show, 1, params)) == NULL)
 		return CTL_FAIL;
 	if (PQntuples(res) == 0) {
 		log_error("no such user: %s", params[0]);
@@ -867,27 +770,12 @@ ctl_user_show(struct ctl *c, int argc, char **argv)
 		return CTL_FAIL;
 	}
 
-	o = json_object();
-	json_object_set_new(o, "user_id", ctl_json_text(res, 0, 0));
-	json_object_set_new(o, "username", ctl_json_text(res, 0, 1));
-	json_object_set_new(o, "email", ctl_json_text(res, 0, 2));
-	json_object_set_new(o, "email_verified", json_boolean(ctl_bool(res, 0, 3)));
-	json_object_set_new(o, "name", ctl_json_text(res, 0, 4));
-	json_object_set_new(o, "roles", ctl_json_column(res, 0, 5));
-	json_object_set_new(o, "disabled", json_boolean(ctl_bool(res, 0, 6)));
-	json_object_set_new(o, "created_at", ctl_json_text(res, 0, 7));
-	json_object_set_new(o, "updated_at", ctl_json_text(res, 0, 8));
-	json_object_set_new(o, "password_changed_at", ctl_json_text(res, 0, 9));
-	json_object_set_new(o, "live_sessions",
-	    json_integer(strtoll(PQgetvalue(res, 0, 10), NULL, 10)));
-	json_object_set_new(o, "live_refresh_families",
-	    json_integer(strtoll(PQgetvalue(res, 0, 11), NULL, 10)));
-	json_object_set_new(o, "consents", ctl_json_column(res, 0, 12));
+	o = ctl_json_row(res, 0, ctl_user_show_cols);
 
 	if (json)
 		ctl_json_print(o);
 	else {
-		rtext = ctl_roles_text(json_object_get(o, "roles"));
+		rtext = ctl_json_join(json_object_get(o, "roles"), " ");
 		printf("%-24s%s\n", "user_id:", PQgetvalue(res, 0, 0));
 		printf("%-24s%s\n", "username:", PQgetvalue(res, 0, 1));
 		printf("%-24s%s%s\n", "email:", ctl_text_or_dash(res, 0, 2),
@@ -907,7 +795,7 @@ ctl_user_show(struct ctl *c, int argc, char **argv)
 		    "");
 		json_array_foreach(consents, i, v) {
 			free(rtext);
-			rtext = ctl_roles_text(json_object_get(v, "scopes"));
+			rtext = ctl_json_join(json_object_get(v, "scopes"), " ");
 			printf("  client %s: %s\n", json_string_value(json_object_get(v,
 			    "client_id")) != NULL ? json_string_value(json_object_get(v,
 			    "client_id")) : "?", rtext);

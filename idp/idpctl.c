@@ -1,6 +1,6 @@
-/* idpctl.c: the admin CLI's entry point: global options, the command table, help. */
+/* idpctl.c: the admin CLI's entry point: global options, the command table, help, and
+ * the output helpers the commands share. */
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +12,8 @@
 #include "log.h"
 #include "secret.h"
 #include "xalloc.h"
+
+#define CTL_ID_BYTES	16	/* 128 bits: client ids, user ids (the OIDC sub) */
 
 static const char ctl_help_text[] =
 "usage: idpctl [-c CONFIG_FILE] [-d CONNINFO] COMMAND [ARGS]\n"
@@ -113,59 +115,21 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ { "client", "add", NULL }, ctl_client_add },
 	{ { "client", "list", NULL }, ctl_client_list },
 	{ { "client", "show", NULL }, ctl_client_show },
-	{ { "client", "disable", NULL }, ctl_client_disable },
-	{ { "client", "enable", NULL }, ctl_client_enable },
+	{ { "client", "disable", NULL }, ctl_client_able },
+	{ { "client", "enable", NULL }, ctl_client_able },
 	{ { "client", "secret", "add" }, ctl_client_secret_add },
 	{ { "client", "secret", "revoke" }, ctl_client_secret_revoke },
 	{ { "keys", "list", NULL }, ctl_keys_list },
 	{ { "keys", "rotate", NULL }, ctl_keys_rotate },
 	{ { "user", "add", NULL }, ctl_user_add },
 	{ { "user", "passwd", NULL }, ctl_user_passwd },
-	{ { "user", "disable", NULL }, ctl_user_disable },
-	{ { "user", "enable", NULL }, ctl_user_enable },
-	{ { "user", "role", "add" }, ctl_user_role_add },
-	{ { "user", "role", "remove" }, ctl_user_role_remove },
+	{ { "user", "disable", NULL }, ctl_user_able },
+	{ { "user", "enable", NULL }, ctl_user_able },
+	{ { "user", "role", "add" }, ctl_user_role },
+	{ { "user", "role", "remove" }, ctl_user_role },
 	{ { "user", "list", NULL }, ctl_user_list },
 	{ { "user", "show", NULL }, ctl_user_show },
 };
-
-void
-ctl_getopt_reset(void)
-{
-	/* 0 makes glibc's and the BSDs' getopt_long start over on a new vector. */
-	optind = 0;
-	opterr = 0;
-}
-
-int
-ctl_usage(const char *cmd, const char *fmt, ...)
-{
-	va_list ap;
-	char *msg;
-
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) == -1)
-		fatalx("out of memory");
-	va_end(ap);
-	if (cmd != NULL)
-		log_error("%s: %s (see 'idpctl help')", cmd, msg);
-	else
-		log_error("%s (see 'idpctl help')", msg);
-	free(msg);
-	return CTL_USAGE;
-}
-
-int
-ctl_badopt(const char *cmd, int ch, char **argv)
-{
-	const char *arg = optind > 0 ? argv[optind - 1] : "?";
-
-	if (ch == ':')
-		return ctl_usage(cmd, "option %s needs a value", arg);
-	if (optopt != 0 && strncmp(arg, "--", 2) != 0)
-		return ctl_usage(cmd, "unknown option -%c", optopt);
-	return ctl_usage(cmd, "unknown option %s", arg);
-}
 
 void
 ctl_json_print(const json_t *v)
@@ -202,6 +166,74 @@ ctl_json_text(const PGresult *res, int row, int col)
 	return v;
 }
 
+json_t *
+ctl_json_row(const PGresult *res, int row, const struct ctl_col *cols)
+{
+	json_t *o, *v;
+	int i;
+
+	o = json_object();
+	for (i = 0; cols[i].name != NULL; i++) {
+		switch (cols[i].type) {
+		case CTL_COL_BOOL:
+			v = json_boolean(ctl_bool(res, row, i));
+			break;
+		case CTL_COL_INT:
+			v = json_integer(strtoll(PQgetvalue(res, row, i), NULL, 10));
+			break;
+		case CTL_COL_JSON:
+			v = ctl_json_column(res, row, i);
+			break;
+		default:
+			v = ctl_json_text(res, row, i);
+			break;
+		}
+		json_object_set_new(o, cols[i].name, v);
+	}
+	return o;
+}
+
+json_t *
+ctl_json_rows(const PGresult *res, const struct ctl_col *cols)
+{
+	json_t *arr;
+	int i;
+
+	arr = json_array();
+	for (i = 0; i < PQntuples(res); i++)
+		json_array_append_new(arr, ctl_json_row(res, i, cols));
+	return arr;
+}
+
+void
+ctl_json_print_rows(const PGresult *res, const struct ctl_col *cols)
+{
+	json_t *arr;
+
+	arr = ctl_json_rows(res, cols);
+	ctl_json_print(arr);
+	json_decref(arr);
+}
+
+char *
+ctl_json_join(const json_t *arr, const char *sep)
+{
+	const json_t *v;
+	char *s, *t;
+	size_t i;
+
+	if (json_array_size(arr) == 0)
+		return xstrdup("-");
+	s = xstrdup("");
+	json_array_foreach(arr, i, v) {
+		t = xasprintf("%s%s%s", s, i > 0 ? sep : "",
+		    json_string_value(v) != NULL ? json_string_value(v) : "?");
+		free(s);
+		s = t;
+	}
+	return s;
+}
+
 const char *
 ctl_text_or_dash(const PGresult *res, int row, int col)
 {
@@ -209,9 +241,30 @@ ctl_text_or_dash(const PGresult *res, int row, int col)
 }
 
 int
+ctl_col_width(const PGresult *res, int col, int min)
+{
+	int i, w = min;
+
+	for (i = 0; i < PQntuples(res); i++)
+		if (PQgetlength(res, i, col) > w)
+			w = PQgetlength(res, i, col);
+	return w;
+}
+
+int
 ctl_bool(const PGresult *res, int row, int col)
 {
 	return !PQgetisnull(res, row, col) && strcmp(PQgetvalue(res, row, col), "t") == 0;
+}
+
+char *
+ctl_new_id(void)
+{
+	char *id;
+
+	while ((id = secret_random_b64url(CTL_ID_BYTES))[0] == '-')
+		free(id);
+	return id;
 }
 
 int

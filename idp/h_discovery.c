@@ -1,5 +1,6 @@
-/* h_discovery.c: GET /.well-known/openid-configuration, the provider metadata (OpenID
- * Connect Discovery 1.0, RFC 8414), serialized once when the worker starts. */
+/* h_discovery.c: GET /.well-known/openid-configuration (and RFC 8414's
+ * /.well-known/oauth-authorization-server), the provider metadata (OpenID Connect
+ * Discovery 1.0, RFC 8414), serialized once when the worker starts. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

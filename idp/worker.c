@@ -690,6 +690,9 @@ static const struct route {
 	void			(*handler)(struct wreq *);
 } routes[] = {
 	{ "/.well-known/openid-configuration", MR_DISCOVERY, M_GET, 1, 0, h_discovery },
+	/* RFC 8414's name for the same metadata (OAuth 2.0 clients look there). */
+	{ "/.well-known/oauth-authorization-server", MR_DISCOVERY, M_GET, 1, 0,
+	    h_discovery },
 	{ "/jwks", MR_JWKS, M_GET, 1, 0, h_jwks },
 	{ "/.well-known/jwks.json", MR_JWKS, M_GET, 1, 0, h_jwks },
 	{ "/.well-known/openid-configuration/jwks", MR_JWKS, M_GET, 1, 0, h_jwks },

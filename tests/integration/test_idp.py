@@ -74,6 +74,9 @@ with PgCluster() as pg:
         # Discovery and JWKS.
         r = env.get("/.well-known/openid-configuration")
         d = r.json()
+        r8414 = env.get("/.well-known/oauth-authorization-server")
+        check("RFC 8414 metadata: the same document", r8414.status == 200 and r8414.body == r.body
+              and r8414.header("content-type", ).startswith("application/json"), r8414.status)
         check("discovery", r.status == 200 and d["issuer"] == iss and d["jwks_uri"] == iss + "/jwks"
               and d["token_endpoint"] == iss + "/token"
               and "client_credentials" in d["grant_types_supported"]

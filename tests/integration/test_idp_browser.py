@@ -769,14 +769,18 @@ with PgCluster() as pg:
             shot = os.path.join(ROOT, "docs", "login-page.png")
             os.makedirs(os.path.dirname(shot), exist_ok=True)
             add_user("carol2", "carol2 password")
-            r = subprocess.run(["node", os.path.join(HERE, "browser_flow.mjs"), url, "carol2", "carol2 password",
-                                CB, shot], capture_output=True, text=True, timeout=180,
-                               env={**os.environ, "NODE_PATH": node_modules})
-            out = {}
-            try:
-                out = json.loads(r.stdout.strip().splitlines()[-1])
-            except (ValueError, IndexError):
-                pass
+
+            def browser_flow(url, shot, mode="query"):
+                """browser_flow.mjs as carol2: (the process, its JSON line or {})."""
+                r = subprocess.run(["node", os.path.join(HERE, "browser_flow.mjs"), url, "carol2",
+                                    "carol2 password", CB, shot, mode], capture_output=True, text=True,
+                                   timeout=180, env={**os.environ, "NODE_PATH": node_modules})
+                try:
+                    return r, json.loads(r.stdout.strip().splitlines()[-1])
+                except (ValueError, IndexError):
+                    return r, {}
+
+            r, out = browser_flow(url, shot)
             check("Chromium signs in through the pages, clicks Allow, lands on the redirect URI",
                   r.returncode == 0 and out.get("code") and out.get("state") == "browser-state"
                   and any(("code=" + out["code"]) in x for x in received), (r.returncode, r.stdout[-800:], r.stderr[-1500:]))
@@ -793,14 +797,7 @@ with PgCluster() as pg:
             url = iss + authorize_url(demo["client_id"], CB, state="fp-browser", scope="openid",
                                       response_mode="form_post", code_challenge=pkce_pair()[1],
                                       code_challenge_method="S256")
-            r = subprocess.run(["node", os.path.join(HERE, "browser_flow.mjs"), url, "carol2", "carol2 password",
-                                CB, "-", "form_post"], capture_output=True, text=True, timeout=180,
-                               env={**os.environ, "NODE_PATH": node_modules})
-            out = {}
-            try:
-                out = json.loads(r.stdout.strip().splitlines()[-1])
-            except (ValueError, IndexError):
-                pass
+            r, out = browser_flow(url, "-", "form_post")
             posted = [urllib.parse.parse_qs(x.split("?", 1)[1]) for x in received if "?" in x]
             check("Chromium with response_mode=form_post: the page submits itself, the browser POSTs "
                   "code, state and iss to the redirect URI, with no CSP violation",

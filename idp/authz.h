@@ -137,6 +137,11 @@ int		 authz_query(struct authz *a, enum store_stmt stmt, int n,
 int		 authz_parse_post(struct authz *a);
 /* The CSRF check of a form: 0, or -1 after replying 403. */
 int		 authz_check_csrf(struct authz *a);
+/* Check an id_token_hint (/authorize and /logout): our signature and our issuer;
+ * expiry does not matter. On success 0 with the client (azp, or the single aud) and
+ * sub as new strings; else -1 and *errstr (static, safe to log). */
+int		 authz_check_id_token_hint(const char *hint, const char *issuer,
+		    char **client, char **sub, const char **errstr);
 /* A form parameter ("" counts as absent). */
 const char	*authz_param(struct authz *a, const char *name);
 

@@ -1009,9 +1009,12 @@ authorize_session_known(struct authz *a)
 	long long now = (long long)time(NULL);
 	int need_login;
 
-	/* max_age=0 asks for a fresh login, as prompt=login does. */
+	/* max_age=0 asks for a fresh login, as prompt=login does. id_token_hint names
+	 * the user the client expects (OpenID Connect Core 3.1.2.1): another user's
+	 * session does not count. */
 	need_login = !a->signed_in || a->p.prompt_login || a->p.max_age == 0 ||
-	    (a->p.max_age > 0 && now - a->auth_time > a->p.max_age);
+	    (a->p.max_age > 0 && now - a->auth_time > a->p.max_age) ||
+	    (a->hint_sub != NULL && strcmp(a->hint_sub, a->user_id) != 0);
 	if (!need_login) {
 		authz_decide(a);
 		return;
@@ -1032,7 +1035,7 @@ authorize_client_loaded(struct authz *a)
 	const struct bclient *c = a->c;
 	const char *ru, *v, *err, *rep;
 	size_t count;
-	char msg[128];
+	char msg[128], *hclient;
 
 	ru = form_get(&a->form, "redirect_uri", &count);
 	if (count > 1) {
@@ -1133,6 +1136,16 @@ authorize_client_loaded(struct authz *a)
 	}
 	if ((v = authz_param(a, "login_hint")) != NULL && strlen(v) <= AUTHZ_MAX_HINT)
 		a->p.login_hint = xstrdup(v);
+	if ((v = authz_param(a, "id_token_hint")) != NULL) {
+		if (authz_check_id_token_hint(v, worker_conf(a->w)->issuer, &hclient,
+		    &a->hint_sub, &err) == -1) {
+			log_info("%s: id_token_hint refused: %s", a->r->id, err);
+			authz_redirect_error(a, "invalid_request",
+			    "id_token_hint is not an ID token from this issuer");
+			return;
+		}
+		free(hclient);
+	}
 
 	if ((a->session = session_cookie_get(a->r, SESSION_COOKIE_SESSION)) != NULL) {
 		authz_load_session(a, authorize_session_known);

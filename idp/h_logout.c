@@ -37,11 +37,10 @@
 
 #define LOGOUT_MAX_HINT		8192
 
-/* Check an id_token_hint: our signature, our issuer; expiry does not matter. On
- * success 0 with the client (azp, or the single aud) and sub as new strings. */
-static int
-logout_check_hint(const char *hint, const char *issuer, char **client, char **sub,
-    const char **errstr)
+/* authz.h: /logout's check of the hint, which /authorize uses too. */
+int
+authz_check_id_token_hint(const char *hint, const char *issuer, char **client,
+    char **sub, const char **errstr)
 {
 	json_t *hdr = NULL, *claims = NULL, *jwk = NULL, *aud;
 	const char *kid, *alg_name, *jwk_alg, *s;
@@ -259,7 +258,7 @@ h_logout(struct wreq *r)
 		a->p.state = xstrdup(st);
 	cid = authz_param(a, "client_id");
 	if (!a->confirmed && (hint = authz_param(a, "id_token_hint")) != NULL) {
-		if (logout_check_hint(hint, worker_conf(a->w)->issuer, &hclient,
+		if (authz_check_id_token_hint(hint, worker_conf(a->w)->issuer, &hclient,
 		    &a->hint_sub, &errstr) == -1)
 			log_info("%s: id_token_hint ignored: %s", r->id, errstr);
 		else if (cid != NULL && strcmp(cid, hclient) != 0) {

@@ -621,6 +621,34 @@ with PgCluster() as pg:
         check("userinfo for a disabled user: 401", r.status == 401, r.status)
         env.ctl("user", "enable", "bob")
 
+        # ---- id_token_hint at /authorize (OpenID Connect Core 3.1.2.1) --------------------
+        ab = Browser(env)	# alice signs in once; her session stays in ab
+        v, c = pkce()
+        hp = {"response_type": "code", "client_id": web["client_id"], "redirect_uri": REDIRECT,
+              "scope": "openid", "state": "h1", "code_challenge": c, "code_challenge_method": "S256"}
+        q = ab.authorize(hp, "alice", alice_pw)
+        secrets_seen.append(q.get("code", ""))
+        ta = redeem(q["code"], v).json()
+
+        def silent(hint):
+            try:
+                q = ab.authorize(dict(hp, prompt="none", id_token_hint=hint, state="h2"), "-", "-")
+            except RuntimeError as e:
+                return {"exception": str(e)[:200]}
+            secrets_seen.append(q.get("code", ""))
+            return q
+        q = silent(ta["id_token"])
+        check("prompt=none with the signed-in user's id_token_hint: a code", "code" in q
+              and q.get("state") == "h2", q)
+        q = silent(tb["id_token"])
+        check("prompt=none with another user's id_token_hint: login_required",
+              q.get("error") == "login_required" and "code" not in q, q)
+        forged = ta["id_token"].split(".")
+        forged[1] = b64url(json.dumps(dict(claims_of(ta["id_token"]), sub=bob)).encode())
+        for name, hint in (("garbage", "not.a.token"), ("a forged signature", ".".join(forged))):
+            q = silent(hint)
+            check(f"id_token_hint that is {name}: invalid_request", q.get("error") == "invalid_request", q)
+
         # ---- revocation ---------------------------------------------------------------------
         v, c = pkce()
         tr = redeem(get_code(web["client_id"], challenge=c), v).json()

@@ -12,7 +12,9 @@
  * running goes back to the head of the queue to be sent once more. If that connection
  * attempt fails, everything queued fails with STORE_UNAVAILABLE and, until a later
  * attempt (100 ms doubling to 5 s) succeeds, store_exec refuses new queries at once, so
- * /token answers 503 quickly instead of piling up. A query older than
+ * /token answers 503 quickly instead of piling up. A refused query also brings the
+ * next attempt forward when the last one is STORE_RETRY_DEMAND_MS old: while requests
+ * come, the service is back within that time of the database, not after the back-off. A query older than
  * STORE_QUERY_TIMEOUT_MS fails the same way; if it was the one on the wire, the
  * connection is taken for dead (a silent network) and replaced.
  */
@@ -33,6 +35,7 @@
 #define STORE_CONNECT_TIMEOUT_MS	5000
 #define STORE_RETRY_MIN_MS		100
 #define STORE_RETRY_MAX_MS		5000
+#define STORE_RETRY_DEMAND_MS		250
 #define STORE_SWEEP_MS			250
 #define STORE_MAX_QUEUE			4096
 
@@ -305,6 +308,7 @@ struct store {
 	struct event		*sweep_timer;
 	struct event		*kick_ev;
 	int			 backoff_ms;
+	uint64_t		 attempt_ms;	/* when the last attempt started */
 	int			 failed;	/* an attempt failed since the loss */
 	int			 setup_step;	/* ST_PREPARING: statement being set up */
 	int			 setup_busy;	/* a setup command is on the wire */
@@ -430,6 +434,21 @@ store_retry_cb(evutil_socket_t fd, short what, void *arg)
 	store_connect(arg);
 }
 
+/* A query was refused while the database is away: make the next attempt now if the
+ * last one is old enough. From the loop (the retry timer), never from here, so that
+ * no callback runs inside store_exec. The back-off goes on growing for the times
+ * nobody asks. */
+static void
+store_retry_soon(struct store *st)
+{
+	struct timeval now = { 0, 0 };
+
+	if (st->state != ST_DOWN || store_now() - st->attempt_ms < STORE_RETRY_DEMAND_MS)
+		return;
+	evtimer_del(st->retry_timer);
+	evtimer_add(st->retry_timer, &now);
+}
+
 /* A connection attempt failed: give up on the queue and try again later. */
 static void
 store_attempt_failed(struct store *st, const char *why)
@@ -528,6 +547,7 @@ store_connect(struct store *st)
 	/* XXX libpq resolves a host name inside PQconnectPoll with a blocking
 	 * getaddrinfo; use a Unix socket, an IP address or hostaddr= to avoid it. */
 	st->state = ST_CONNECTING;
+	st->attempt_ms = store_now();
 	if ((st->conn = PQconnectStart(st->conninfo)) == NULL)
 		fatalx("database: out of memory");
 	if (PQstatus(st->conn) == CONNECTION_BAD) {
@@ -836,7 +856,11 @@ store_exec(struct store *st, enum store_stmt stmt, int nparams, const char *cons
 		fatalx("store_exec: %s takes %d parameters, not %d", store_stmt_name(stmt),
 		    (unsigned)stmt < STORE__COUNT ? store_statements[stmt].nparams : 0,
 		    nparams);
-	if (st->failed || st->nqueued >= STORE_MAX_QUEUE)
+	if (st->failed) {
+		store_retry_soon(st);
+		return NULL;
+	}
+	if (st->nqueued >= STORE_MAX_QUEUE)
 		return NULL;
 	q = xcalloc(1, sizeof(*q));
 	q->st = st;

@@ -81,7 +81,8 @@ def ok_after(load, t0, timeout=15):
 
 
 with PgCluster() as pg:
-    env = IdpEnv(pg, IDP, IDPCTL, workers="2")
+    # debug: every failed connection attempt is logged (counted below).
+    env = IdpEnv(pg, IDP, IDPCTL, workers="2", log_level="debug")
     try:
         cl = env.add_client("--name", "load")
         env.start()
@@ -113,6 +114,18 @@ with PgCluster() as pg:
             check("PostgreSQL stopped: /readyz says 503",
                   wait_for(lambda: env.get("/readyz").status == 503, 15))
             check("PostgreSQL stopped: /healthz still 200", env.get("/healthz").status == 200)
+            # Requests that need the database bring the reconnect attempts forward (one
+            # per worker every 250 ms at most): in 3.5 s the back-off alone makes at most
+            # 6 per worker (100 ms doubling), so more than 16 in all means they did.
+            mark = len(env.log())
+            end, n = time.monotonic() + 3.5, 0
+            while time.monotonic() < end:
+                env.get(f"/authorize?response_type=code&client_id=away-{n}")
+                n += 1
+                time.sleep(0.02)
+            attempts = env.log()[mark:].count("database: cannot connect")
+            check("PostgreSQL stopped: refused requests bring reconnect attempts forward",
+                  attempts > 16, (attempts, n))
             pg.start()
             t1 = time.monotonic()
             check("PostgreSQL back: /readyz 200 again by itself",

@@ -1,12 +1,16 @@
-// oidc-provider.mjs: the npm oidc-provider as bench/idp/run.sh's peer for
-// client_credentials: in memory (its default MemoryAdapter), one confidential client
-// (client_credentials grant, client_secret_basic), RS256 JWT access tokens (RFC 9068)
-// through resource indicators, one RSA-2048 signing key made at start.
+// oidc-provider.mjs: the npm oidc-provider as a peer for client_credentials: in memory
+// (its default MemoryAdapter), one confidential client (client_credentials grant,
+// client_secret_basic), one RSA-2048 signing key made at start. Its access tokens are
+//   OP_TOKENS=jwt (the default; bench/idp/run.sh): RS256 JWTs (RFC 9068) through
+//     resource indicators;
+//   OP_TOKENS=opaque (bench/idp/run-flows.sh): opaque, with features.introspection on,
+//     since oidc-provider only introspects tokens it keeps in its adapter, not its JWTs;
+//     the client introspects its own token.
 //
 //   node oidc-provider.mjs PORT
 //
 // Environment: OP_CLIENT_ID [bench], OP_CLIENT_SECRET (required), OP_SCOPE [a b],
-// OP_AUDIENCE [https://api.example]. Listens on 127.0.0.1:PORT only and prints
+// OP_AUDIENCE [https://api.example], OP_TOKENS [jwt]. Listens on 127.0.0.1:PORT only and prints
 // "listening on http://127.0.0.1:PORT" when it accepts requests.
 
 import Provider from 'oidc-provider';
@@ -26,6 +30,11 @@ if (!clientSecret) {
 }
 const scope = process.env.OP_SCOPE || 'a b';
 const audience = process.env.OP_AUDIENCE || 'https://api.example';
+const tokens = process.env.OP_TOKENS || 'jwt';
+if (tokens !== 'jwt' && tokens !== 'opaque') {
+  console.error('oidc-provider.mjs: OP_TOKENS is jwt or opaque');
+  process.exit(2);
+}
 const issuer = `http://127.0.0.1:${port}`;
 
 const jwk = rsaSigningJwk();
@@ -45,8 +54,9 @@ const provider = new Provider(issuer, {
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
+    introspection: { enabled: tokens === 'opaque' },
     resourceIndicators: {
-      enabled: true,
+      enabled: tokens === 'jwt',
       // No resource parameter: the token is for our one API.
       defaultResource: () => audience,
       useGrantedResource: () => true,

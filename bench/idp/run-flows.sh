@@ -3,7 +3,7 @@
 #   1. POST /introspect of a valid JWT access token (a user's, from a real code flow),
 #      client_secret_basic of a confidential client:
 #        wrk -t$THREADS -c$CONNS -d$DURATION --latency -s bench/idp/post.lua;
-#      the same against oidc-provider (bench/idp/oidc-provider-introspect.mjs:
+#      the same against oidc-provider (bench/idp/oidc-provider.mjs, OP_TOKENS=opaque:
 #      features.introspection, an opaque client_credentials access token, since
 #      oidc-provider only introspects tokens it keeps in its adapter);
 #   2. refresh-token grants with PostgreSQL in the loop: $CHAINS closed-loop chains
@@ -188,8 +188,8 @@ ready "$BASE/readyz" "$IDP_PID" "$RAW/idp.log"
 if ((HAVE_OP)); then
 	OP_PORT=$(free_port)
 	OP_SECRET=$(openssl rand -hex 32)
-	OP_CLIENT_ID=bench OP_CLIENT_SECRET=$OP_SECRET NODE_ENV=production \
-		node "$HERE/oidc-provider-introspect.mjs" "$OP_PORT" >"$RAW/oidc-provider.log" 2>&1 &
+	OP_CLIENT_ID=bench OP_CLIENT_SECRET=$OP_SECRET OP_TOKENS=opaque NODE_ENV=production \
+		node "$HERE/oidc-provider.mjs" "$OP_PORT" >"$RAW/oidc-provider.log" 2>&1 &
 	OP_PID=$!
 	PIDS+=("$OP_PID")
 	ready "http://127.0.0.1:$OP_PORT/jwks" "$OP_PID" "$RAW/oidc-provider.log"

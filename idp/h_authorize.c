@@ -311,17 +311,16 @@ static void
 authz_redirect(struct authz *a, const char *const *kv)
 {
 	const char *u = a->p.redirect_uri, *q = strchr(u, '?');
-	struct evbuffer *b = evbuffer_new();
+	struct evbuffer *b;
 	int first = 1;
 	size_t n, i;
 	char *loc;
 
 	if (a->p.form_post) {
-		evbuffer_free(b);
 		authz_form_post(a, kv);
 		return;
 	}
-	if (b == NULL)
+	if ((b = evbuffer_new()) == NULL)
 		fatalx("authorize: out of memory");
 	evbuffer_add(b, u, strlen(u));
 	/* Keep the URI's own query (RFC 6749 section 3.1.2). */
